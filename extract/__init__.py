@@ -1,0 +1,67 @@
+"""extract: documents in, validated typed JSON out, with a local Ollama model.
+
+>>> from extract import Extractor            # doctest: +SKIP
+>>> Extractor(model="llama3.2").extract("Ann, 34, from Oslo", schema=Person).value  # doctest: +SKIP
+Person(name='Ann', age=34, city='Oslo')
+"""
+
+__version__ = "0.1.0"
+
+from ._extractor import AsyncExtractor, CallOptions, Extractor
+from ._result import Attempt, Extraction
+from ._wire import Metrics
+from .errors import (
+    BadRequest,
+    ConfigError,
+    ConnectError,
+    EmptyOutput,
+    ExtractError,
+    ExtractionFailed,
+    InputError,
+    InvalidJSON,
+    ModelNotFound,
+    OutputError,
+    RequestRejected,
+    RunawayOutput,
+    SchemaError,
+    SchemaMismatch,
+    ServerBusy,
+    ServerError,
+    StreamError,
+    TimeoutError,
+    TransportError,
+    TruncatedOutput,
+)
+from .schema import Schema, bundled_schemas
+
+__all__ = [
+    "AsyncExtractor",
+    "Attempt",
+    "BadRequest",
+    "CallOptions",
+    "ConfigError",
+    "ConnectError",
+    "EmptyOutput",
+    "ExtractError",
+    "Extraction",
+    "ExtractionFailed",
+    "Extractor",
+    "InputError",
+    "InvalidJSON",
+    "Metrics",
+    "ModelNotFound",
+    "OutputError",
+    "RequestRejected",
+    "RunawayOutput",
+    "Schema",
+    "SchemaError",
+    "SchemaMismatch",
+    "ServerBusy",
+    "ServerError",
+    "StreamError",
+    "TimeoutError",
+    "TransportError",
+    "TruncatedOutput",
+    "__version__",
+    "bundled_schemas",
+]

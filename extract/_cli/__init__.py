@@ -1,0 +1,1 @@
+"""The ``extract`` command's subcommands, one module each; ``extract.cli`` assembles them."""

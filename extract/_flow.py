@@ -1,0 +1,168 @@
+"""The attempt state machine shared by the sync and async extractors. No I/O.
+
+A driver asks ``AttemptFlow`` for the next request, sends it, and hands back either the
+reply or the output error raised while it streamed. The flow decodes, validates, decides
+whether to re-ask, and ends with an ``Extraction`` or raises ``ExtractionFailed``.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import partial_json_parser
+
+from ._decode import decode
+from ._guard import StreamGuard
+from ._prompt import build_reask
+from ._result import Attempt, Extraction
+from ._wire import Format, GenerateRequest, GenerateResult, Metrics
+from .errors import ConfigError, ExtractionFailed, OutputError, TruncatedOutput
+from .schema import Schema
+
+SCHEMA_FORMAT_SINCE = (0, 5, 0)
+
+
+class AttemptFlow:
+    """Drives one document through decode → validate → re-ask, attempt by attempt."""
+
+    def __init__(
+        self, *, schema: Schema, request: GenerateRequest, max_attempts: int, host: str
+    ) -> None:
+        if max_attempts < 1:
+            raise ConfigError(f"max_attempts={max_attempts}: give at least 1")
+        self.schema = schema
+        self.base = request
+        self.max_attempts = max_attempts
+        self.host = host
+        self.attempts: list[Attempt] = []
+        self.guard = StreamGuard()
+        self._partial_text = ""
+        self._prompt = request.get("prompt", "")
+
+    @property
+    def model(self) -> str:
+        return self.base.get("model", "")
+
+    @property
+    def number(self) -> int:
+        """The number of the attempt in progress (1-based)."""
+        return len(self.attempts) + 1
+
+    def request(self) -> GenerateRequest:
+        """The request for the next attempt: the original, or a re-ask."""
+        return {**self.base, "prompt": self._prompt}
+
+    def begin(self) -> None:
+        """A new try of the current request starts: forget what the last one streamed."""
+        self.guard = StreamGuard()
+        self._partial_text = ""
+
+    def on_text(self, delta: str, thinking: str) -> None:
+        """Feed streamed text to the guard; raises RunawayOutput to abort the attempt."""
+        # With think on and a schema, the JSON can arrive in `thinking`; guard both.
+        self.guard.feed(delta or thinking)
+
+    def partial(self) -> Any | None:
+        """The value parsed from the text so far, or None when nothing new can be shown."""
+        text = self.guard.text
+        if text == self._partial_text:
+            return None
+        self._partial_text = text
+        try:
+            value = partial_json_parser.loads(text.lstrip())
+        except Exception:  # the library raises assorted errors on text that is not JSON yet
+            return None
+        model = self.schema.model
+        if model is not None and isinstance(value, dict):
+            return model.model_construct(**value)
+        return value
+
+    def record(
+        self, reply: GenerateResult | OutputError, *, transport_retries: int = 0
+    ) -> Extraction[Any] | None:
+        """Take one attempt's outcome; return the Extraction, or None to ask again.
+
+        Raises ExtractionFailed when the last allowed attempt fails.
+        """
+        number = self.number
+        if isinstance(reply, OutputError):
+            error: OutputError = reply
+            raw, metrics, done_reason = reply.raw, None, getattr(reply, "done_reason", None)
+        else:
+            raw = reply.text if reply.text.strip() else reply.thinking
+            metrics, done_reason = reply.metrics, reply.done_reason
+            try:
+                value = self._value(raw, done_reason)
+            except OutputError as exc:
+                error = exc
+            else:
+                self.attempts.append(
+                    Attempt(number, raw, None, metrics, done_reason, transport_retries)
+                )
+                return Extraction(value, raw, tuple(self.attempts), self.model, self.host)
+        attempt = Attempt(number, raw, error, metrics or Metrics(), done_reason, transport_retries)
+        self.attempts.append(attempt)
+        if number >= self.max_attempts:
+            raise ExtractionFailed(
+                f"no valid reply after {number} attempt{'s' * (number > 1)}: "
+                f"{type(error).__name__}: {error.message}",
+                attempts=self.attempts,
+                last_error=error,
+            )
+        self._prompt = build_reask(self.base.get("prompt", ""), raw, error)
+        return None
+
+    def _value(self, raw: str, done_reason: str | None) -> Any:
+        try:
+            value = decode(raw)
+        except OutputError as exc:
+            if done_reason == "length":
+                raise TruncatedOutput(
+                    "the reply hit the token limit (num_predict or the context) before the "
+                    "JSON ended",
+                    raw=raw,
+                    done_reason=done_reason,
+                ) from exc
+            raise
+        return self.schema.validate(value)
+
+
+def choose_format(mode: str | None, schema: Schema, server_version: str | None) -> Format | None:
+    """What to send as ``format`` for a mode of "auto", "json", "schema" or None.
+
+    Raises ConfigError for an unknown mode, or "schema" with a schema the grammar cannot take.
+    """
+    if mode is None:
+        return None
+    if mode == "json":
+        return "json"
+    if mode == "schema":
+        if schema.grammar is None:
+            raise ConfigError(
+                "format='schema': this schema cannot be turned into a grammar; "
+                "use format='json' (the reply is still validated against the schema)"
+            )
+        return schema.grammar
+    if mode == "auto":
+        if schema.grammar is not None and supports_schema_format(server_version):
+            return schema.grammar
+        return "json"
+    raise ConfigError(f"format={mode!r}: use 'auto', 'json', 'schema' or None")
+
+
+def supports_schema_format(version: str | None) -> bool:
+    """Whether a server version takes a JSON Schema as ``format`` (Ollama 0.5.0+).
+
+    Development builds report 0.0.0 and are taken as current.
+
+    >>> [supports_schema_format(v) for v in ("0.4.7", "0.5.0", "0.0.0")]
+    [False, True, True]
+    >>> supports_schema_format("v0.12.3-rc1"), supports_schema_format("garbage")
+    (True, True)
+    """
+    parts = re.findall(r"\d+", version or "")[:3]
+    if len(parts) < 2:
+        return True
+    found = tuple(int(p) for p in parts)
+    return found == (0, 0, 0)[: len(found)] or found >= SCHEMA_FORMAT_SINCE

@@ -1,0 +1,84 @@
+"""What an extraction returns: the value, every attempt, and the usage they add up to."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+from typing import Any, Generic, TypeVar
+
+from ._wire import Metrics
+from .errors import ExtractError
+
+T = TypeVar("T")
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Attempt:
+    """One model call: its reply text, what went wrong (if anything), and its counters."""
+
+    number: int
+    raw: str
+    error: ExtractError | None = None
+    metrics: Metrics = dataclasses.field(default_factory=Metrics)
+    done_reason: str | None = None
+    transport_retries: int = 0
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready summary (the raw reply is left out; it can be long)."""
+        out: dict[str, Any] = {"number": self.number, "ok": self.ok, **self.metrics.to_dict()}
+        if self.error is not None:
+            out["error"] = self.error.to_dict()
+        if self.done_reason:
+            out["done_reason"] = self.done_reason
+        return out
+
+
+def total_usage(attempts: Sequence[Attempt]) -> Metrics:
+    """Counters summed over every attempt, failed ones included."""
+    total = Metrics()
+    for attempt in attempts:
+        total = total + attempt.metrics
+    return total
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Extraction(Generic[T]):
+    """A validated value and how it was obtained.
+
+    ``value`` is an instance of the Pydantic model when the schema was one, else plain JSON data.
+    ``usage`` sums the counters of every attempt, including failed ones.
+    """
+
+    value: T
+    raw: str
+    attempts: tuple[Attempt, ...]
+    model: str
+    host: str
+
+    @property
+    def usage(self) -> Metrics:
+        return total_usage(self.attempts)
+
+    def data(self) -> Any:
+        """The value as plain JSON data (a Pydantic model is dumped in JSON mode)."""
+        dump = getattr(self.value, "model_dump", None)
+        return dump(mode="json") if callable(dump) else self.value
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Partial(Generic[T]):
+    """The value as it forms during attempt ``attempt``: fields may still be missing."""
+
+    value: T
+    attempt: int
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class AttemptFailed:
+    """An attempt's reply was unusable; the partials that follow belong to a new attempt."""
+
+    attempt: Attempt

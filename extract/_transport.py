@@ -1,0 +1,430 @@
+"""The Ollama HTTP client: one sans-I/O core, a sync and an async edge over httpx.
+
+Everything that does no I/O — building requests, splitting NDJSON, reading reply lines,
+mapping statuses to errors — lives in module functions and ``ReplyReader``. ``Transport``
+and ``AsyncTransport`` only send bytes and hand what comes back to that core.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Generator, Iterator
+from typing import Any, TypeVar
+
+import httpx
+
+from ._config import Settings
+from ._wire import GenerateRequest, GenerateResult, Metrics, redact
+from .errors import (
+    BadRequest,
+    ConnectError,
+    ExtractError,
+    ModelNotFound,
+    RequestRejected,
+    RunawayOutput,
+    ServerBusy,
+    ServerError,
+    StreamError,
+    TransportError,
+    TruncatedOutput,
+)
+from .errors import (
+    TimeoutError as ReadTimeout,
+)
+
+R = TypeVar("R")
+# A reply line past this size is not a reply: a broken or hostile server. Bounds memory.
+MAX_LINE_BYTES = 8 * 1024 * 1024
+MAX_ERROR_BODY = 4096
+
+USE_CLIENT: Any = httpx.USE_CLIENT_DEFAULT
+
+Delta = tuple[str, str]
+"""(response text, thinking text) of one streamed line."""
+
+OnText = Callable[[str, str], None]
+"""Called with (response_delta, thinking_delta) as a reply streams; may raise to abort."""
+
+Flow = Generator[httpx.Request, httpx.Response, R]
+
+
+class LineSplitter:
+    """Split a byte stream into lines, refusing any line longer than ``max_bytes``.
+
+    >>> s = LineSplitter()
+    >>> s.feed(b'{"a":1}\\n{"b"'), s.feed(b':2}\\n'), s.flush()
+    ([b'{"a":1}'], [b'{"b":2}'], None)
+    """
+
+    def __init__(self, max_bytes: int = MAX_LINE_BYTES) -> None:
+        self._buffer = bytearray()
+        self._max = max_bytes
+
+    def feed(self, data: bytes) -> list[bytes]:
+        self._buffer += data
+        *lines, rest = self._buffer.split(b"\n")
+        if len(rest) > self._max:
+            raise RunawayOutput(f"a reply line exceeded {self._max} bytes; the stream was cut off")
+        self._buffer = bytearray(rest)
+        return [bytes(line) for line in lines if line.strip()]
+
+    def flush(self) -> bytes | None:
+        rest, self._buffer = bytes(self._buffer), bytearray()
+        return rest if rest.strip() else None
+
+
+class ReplyReader:
+    """Reads /api/generate reply lines (streamed or not) into one ``GenerateResult``.
+
+    Text is appended from every line, the done line included; an ``{"error"}`` line is a
+    ``StreamError``; a reply that ends without ``done: true`` is ``TruncatedOutput``.
+    """
+
+    def __init__(self, *, host: str, model: str) -> None:
+        self._host, self._model = host, model
+        self._text: list[str] = []
+        self._thinking: list[str] = []
+        self._final: dict[str, Any] | None = None
+
+    @property
+    def text(self) -> str:
+        return "".join(self._text)
+
+    def feed_line(self, line: bytes) -> tuple[str, str]:
+        """Read one line; return its (response, thinking) text."""
+        try:
+            obj = json.loads(line)
+        except ValueError:
+            raise StreamError(
+                f"the server sent a line that is not JSON: {line[:120]!r}",
+                host=self._host,
+                model=self._model,
+            ) from None
+        if not isinstance(obj, dict):
+            raise StreamError(
+                f"the server sent a non-object line: {line[:120]!r}",
+                host=self._host,
+                model=self._model,
+            )
+        if "error" in obj:
+            raise StreamError(str(obj["error"]), host=self._host, model=self._model)
+        delta, thinking = obj.get("response") or "", obj.get("thinking") or ""
+        if not isinstance(delta, str) or not isinstance(thinking, str):
+            raise StreamError("the server sent a non-text response field", host=self._host)
+        if delta:
+            self._text.append(delta)
+        if thinking:
+            self._thinking.append(thinking)
+        if obj.get("done") is True:
+            self._final = obj
+        return delta, thinking
+
+    def result(self) -> GenerateResult:
+        """The finished reply; raises TruncatedOutput when no done line arrived."""
+        if self._final is None:
+            raise TruncatedOutput(
+                "the reply ended without a done line (the server stopped generating, "
+                "often a repeated-token loop)",
+                raw=self.text,
+            )
+        final = self._final
+        context = final.get("context")
+        return GenerateResult(
+            text=self.text,
+            thinking="".join(self._thinking),
+            done=True,
+            done_reason=final.get("done_reason"),
+            metrics=Metrics.from_wire(final),
+            context=context if isinstance(context, list) else None,
+        )
+
+
+def error_for_status(status: int, body: bytes, *, host: str, model: str | None) -> ExtractError:
+    """Map an HTTP error status and Ollama's ``{"error": ...}`` body to the error tree."""
+    message = _error_message(body) or httpx.codes.get_reason_phrase(status) or "error"
+    if status == 404:
+        return (
+            ModelNotFound(host=host, model=model, detail=message)
+            if model
+            else (RequestRejected(message, status=status, host=host))
+        )
+    if status == 503:
+        return ServerBusy(message, status=status, host=host, model=model)
+    # Ollama answers a wrong option type or an invalid `format` with 500; resending cannot help.
+    if status == 500 and message.startswith(("option ", "invalid format", "invalid JSON schema")):
+        return BadRequest(message, status=status, host=host, model=model)
+    if status >= 500:
+        return ServerError(message, status=status, host=host, model=model)
+    if status == 400:
+        return BadRequest(message, status=status, host=host, model=model)
+    if status in (401, 403):
+        hint = "check OLLAMA_API_KEY, or the Host header of a loopback-bound server"
+        return RequestRejected(f"{message} ({hint})", status=status, host=host, model=model)
+    return RequestRejected(message, status=status, host=host, model=model)
+
+
+def _error_message(body: bytes) -> str:
+    text = body[:MAX_ERROR_BODY].decode("utf-8", "replace").strip()
+    try:
+        obj = json.loads(text)
+    except ValueError:
+        return text
+    if isinstance(obj, dict):
+        err = obj.get("error")
+        if isinstance(err, dict):  # the OpenAI dialect nests it
+            err = err.get("message")
+        if err is not None:
+            return str(err)
+    return text
+
+
+@contextlib.contextmanager
+def _mapped_errors(host: str, model: str | None) -> Iterator[None]:
+    """Turn httpx's exceptions into the project's, naming the host and model."""
+    try:
+        yield
+    except httpx.TimeoutException as exc:
+        raise ReadTimeout(f"timed out ({type(exc).__name__})", host=host, model=model) from None
+    except (httpx.ConnectError, httpx.NetworkError, httpx.RemoteProtocolError) as exc:
+        reason = str(exc) or type(exc).__name__
+        raise ConnectError(f"connection failed: {reason}", host=host, model=model) from None
+    except httpx.HTTPError as exc:
+        raise TransportError(f"{type(exc).__name__}: {exc}", host=host, model=model) from None
+
+
+class _Base:
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.host = redact(settings.host)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(host={self.host!r})"
+
+    def _check(self, response: httpx.Response, body: bytes, model: str | None) -> None:
+        if response.status_code >= 400:
+            raise error_for_status(response.status_code, body, host=self.host, model=model)
+
+    def _json(self, response: httpx.Response, model: str | None = None) -> Any:
+        self._check(response, response.content, model)
+        try:
+            return response.json()
+        except ValueError:
+            raise ServerError(
+                "the reply is not JSON", status=response.status_code, host=self.host
+            ) from None
+
+    # Sans-I/O flows for the small endpoints: each yields its request and reads the response.
+
+    def _version_flow(self) -> Flow[str]:
+        reply = self._json((yield httpx.Request("GET", "/api/version")))
+        return str(reply.get("version", "")) if isinstance(reply, dict) else ""
+
+    def _show_flow(self, model: str) -> Flow[dict[str, Any]]:
+        reply = self._json((yield httpx.Request("POST", "/api/show", json={"model": model})), model)
+        return reply if isinstance(reply, dict) else {}
+
+    def _tags_flow(self) -> Flow[list[dict[str, Any]]]:
+        reply = self._json((yield httpx.Request("GET", "/api/tags")))
+        models = reply.get("models") if isinstance(reply, dict) else None
+        return [m for m in models or [] if isinstance(m, dict)]
+
+    def _ping_flow(self) -> Flow[str]:
+        response = yield httpx.Request("GET", "/")
+        self._check(response, response.content, None)
+        return response.text
+
+    def _client_args(self) -> dict[str, Any]:
+        return {
+            "base_url": self.settings.host,
+            "headers": self.settings.headers(),
+            "timeout": self.settings.timeout,
+        }
+
+
+class Transport(_Base):
+    """Synchronous Ollama client for the endpoints extract needs."""
+
+    def __init__(self, settings: Settings, *, transport: httpx.BaseTransport | None = None) -> None:
+        super().__init__(settings)
+        limits = httpx.Limits(max_connections=256, max_keepalive_connections=64)
+        self._http = httpx.Client(**self._client_args(), transport=transport, limits=limits)
+
+    def close(self) -> None:
+        self._http.close()
+
+    def __enter__(self) -> Transport:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _run(self, flow: Flow[R], model: str | None = None) -> R:
+        request = next(flow)
+        while True:
+            with _mapped_errors(self.host, model):
+                response = self._http.send(request)
+            try:
+                request = flow.send(response)
+            except StopIteration as stop:
+                return stop.value  # type: ignore[no-any-return]
+
+    def version(self) -> str:
+        return self._run(self._version_flow())
+
+    def show(self, model: str) -> dict[str, Any]:
+        return self._run(self._show_flow(model), model)
+
+    def tags(self) -> list[dict[str, Any]]:
+        return self._run(self._tags_flow())
+
+    def ping(self) -> str:
+        return self._run(self._ping_flow())
+
+    def stream_generate(
+        self, request: GenerateRequest, *, timeout: httpx.Timeout | None = None
+    ) -> Generator[Delta | GenerateResult, None, None]:
+        """POST /api/generate: yield (response, thinking) text as it streams, then the result.
+
+        Raises TransportError subclasses (retryable), RequestRejected subclasses (fatal), and
+        TruncatedOutput or RunawayOutput for a reply that cannot be complete.
+        """
+        model = request.get("model", "")
+        reader, splitter = ReplyReader(host=self.host, model=model), LineSplitter()
+        with (
+            _mapped_errors(self.host, model),
+            self._http.stream(
+                "POST", "/api/generate", json=_body(request), timeout=timeout or USE_CLIENT
+            ) as response,
+        ):
+            if response.status_code >= 400:
+                self._check(response, _read_capped(response.iter_bytes()), model)
+            for data in response.iter_bytes():
+                for line in splitter.feed(data):
+                    if any(delta := reader.feed_line(line)):
+                        yield delta
+        if (tail := splitter.flush()) is not None and any(delta := reader.feed_line(tail)):
+            yield delta
+        yield reader.result()
+
+    def generate(
+        self,
+        request: GenerateRequest,
+        *,
+        on_text: OnText | None = None,
+        timeout: httpx.Timeout | None = None,
+    ) -> GenerateResult:
+        """POST /api/generate and return the whole reply; ``on_text`` sees each delta and
+        may raise to abort. Raises as ``stream_generate`` does."""
+        with contextlib.closing(self.stream_generate(request, timeout=timeout)) as items:
+            for item in items:
+                if isinstance(item, GenerateResult):
+                    return item
+                if on_text is not None:
+                    on_text(*item)
+        raise AssertionError("stream_generate ended without a result")  # pragma: no cover
+
+
+class AsyncTransport(_Base):
+    """The asyncio twin of ``Transport``; only the I/O differs."""
+
+    def __init__(
+        self, settings: Settings, *, transport: httpx.AsyncBaseTransport | None = None
+    ) -> None:
+        super().__init__(settings)
+        limits = httpx.Limits(max_connections=256, max_keepalive_connections=64)
+        self._http = httpx.AsyncClient(**self._client_args(), transport=transport, limits=limits)
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+    async def __aenter__(self) -> AsyncTransport:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    async def _run(self, flow: Flow[R], model: str | None = None) -> R:
+        request = next(flow)
+        while True:
+            with _mapped_errors(self.host, model):
+                response = await self._http.send(request)
+            try:
+                request = flow.send(response)
+            except StopIteration as stop:
+                return stop.value  # type: ignore[no-any-return]
+
+    async def version(self) -> str:
+        return await self._run(self._version_flow())
+
+    async def show(self, model: str) -> dict[str, Any]:
+        return await self._run(self._show_flow(model), model)
+
+    async def tags(self) -> list[dict[str, Any]]:
+        return await self._run(self._tags_flow())
+
+    async def ping(self) -> str:
+        return await self._run(self._ping_flow())
+
+    async def stream_generate(
+        self, request: GenerateRequest, *, timeout: httpx.Timeout | None = None
+    ) -> AsyncGenerator[Delta | GenerateResult, None]:
+        """POST /api/generate; see ``Transport.stream_generate``."""
+        model = request.get("model", "")
+        reader, splitter = ReplyReader(host=self.host, model=model), LineSplitter()
+        with _mapped_errors(self.host, model):
+            async with self._http.stream(
+                "POST", "/api/generate", json=_body(request), timeout=timeout or USE_CLIENT
+            ) as response:
+                if response.status_code >= 400:
+                    self._check(response, await _aread_capped(response.aiter_bytes()), model)
+                async for data in response.aiter_bytes():
+                    for line in splitter.feed(data):
+                        if any(delta := reader.feed_line(line)):
+                            yield delta
+        if (tail := splitter.flush()) is not None and any(delta := reader.feed_line(tail)):
+            yield delta
+        yield reader.result()
+
+    async def generate(
+        self,
+        request: GenerateRequest,
+        *,
+        on_text: OnText | None = None,
+        timeout: httpx.Timeout | None = None,
+    ) -> GenerateResult:
+        """POST /api/generate and return the whole reply; see ``Transport.generate``."""
+        items = self.stream_generate(request, timeout=timeout)
+        try:
+            async for item in items:
+                if isinstance(item, GenerateResult):
+                    return item
+                if on_text is not None:
+                    on_text(*item)
+        finally:
+            await items.aclose()
+        raise AssertionError("stream_generate ended without a result")  # pragma: no cover
+
+
+def _body(request: GenerateRequest) -> dict[str, Any]:
+    # Unset fields are left out rather than sent as null: Ollama reads `"think": null` and an
+    # absent `think` differently on thinking models.
+    return {k: v for k, v in request.items() if v is not None}
+
+
+def _read_capped(chunks: Iterator[bytes]) -> bytes:
+    body = bytearray()
+    for chunk in chunks:
+        body += chunk
+        if len(body) >= MAX_ERROR_BODY:
+            break
+    return bytes(body)
+
+
+async def _aread_capped(chunks: AsyncIterator[bytes]) -> bytes:
+    body = bytearray()
+    async for chunk in chunks:
+        body += chunk
+        if len(body) >= MAX_ERROR_BODY:
+            break
+    return bytes(body)

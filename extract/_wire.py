@@ -1,0 +1,191 @@
+"""Ollama's wire shapes: the /api/generate request, its reply metrics, host parsing."""
+
+from __future__ import annotations
+
+import dataclasses
+import ipaddress
+import urllib.parse
+from typing import Any, Literal, TypedDict
+
+from .errors import ConfigError
+
+DEFAULT_HOST = "http://127.0.0.1:11434"
+DEFAULT_PORT = 11434
+
+Think = bool | Literal["low", "medium", "high"]
+Format = Literal["json"] | dict[str, Any]
+
+
+class GenerateRequest(TypedDict, total=False):
+    """The body of ``POST /api/generate``; every field Ollama accepts, none renamed."""
+
+    model: str
+    prompt: str
+    suffix: str
+    images: list[str]
+    format: Format
+    options: dict[str, Any]
+    system: str
+    template: str
+    context: list[int]
+    stream: bool
+    raw: bool
+    keep_alive: float | str
+    think: Think
+    truncate: bool
+    shift: bool
+    logprobs: bool
+    top_logprobs: int
+
+
+GENERATE_FIELDS = frozenset(GenerateRequest.__annotations__)
+
+_METRIC_FIELDS = (
+    "total_duration",
+    "load_duration",
+    "prompt_eval_count",
+    "prompt_eval_duration",
+    "eval_count",
+    "eval_duration",
+)
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Metrics:
+    """A reply's counters. Ollama omits zero values, so every field is optional.
+
+    Durations are nanoseconds, as on the wire.
+
+    >>> Metrics(eval_count=50, eval_duration=500_000_000).tokens_per_second
+    100.0
+    >>> Metrics().tokens_per_second is None
+    True
+    """
+
+    total_duration: int | None = None
+    load_duration: int | None = None
+    prompt_eval_count: int | None = None
+    prompt_eval_duration: int | None = None
+    eval_count: int | None = None
+    eval_duration: int | None = None
+
+    @property
+    def tokens_per_second(self) -> float | None:
+        """Generation speed, ``eval_count / eval_duration * 1e9``; None when unknown."""
+        if not self.eval_count or not self.eval_duration:
+            return None
+        return self.eval_count / self.eval_duration * 1e9
+
+    @classmethod
+    def from_wire(cls, line: dict[str, Any]) -> Metrics:
+        """Read the metrics of a final reply line, ignoring absent or non-integer values."""
+        values = {k: line[k] for k in _METRIC_FIELDS if type(line.get(k)) is int}
+        return cls(**values)
+
+    def __add__(self, other: Metrics) -> Metrics:
+        def add(a: int | None, b: int | None) -> int | None:
+            return None if a is None and b is None else (a or 0) + (b or 0)
+
+        return Metrics(*(add(getattr(self, f), getattr(other, f)) for f in _METRIC_FIELDS))
+
+    def to_dict(self) -> dict[str, Any]:
+        """The present counters plus ``tokens_per_second``, for JSON output."""
+        out: dict[str, Any] = {
+            f: getattr(self, f) for f in _METRIC_FIELDS if getattr(self, f) is not None
+        }
+        if (tps := self.tokens_per_second) is not None:
+            out["tokens_per_second"] = round(tps, 2)
+        return out
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class GenerateResult:
+    """One finished /api/generate call: the joined text and what the final line said."""
+
+    text: str
+    thinking: str = ""
+    done: bool = True
+    done_reason: str | None = None
+    metrics: Metrics = dataclasses.field(default_factory=Metrics)
+    context: list[int] | None = None
+
+
+def parse_host(host: str | None) -> str:
+    """Turn an ``OLLAMA_HOST``-style value into a base URL, as Ollama's own client does.
+
+    >>> parse_host(None)
+    'http://127.0.0.1:11434'
+    >>> parse_host("1.2.3.4")
+    'http://1.2.3.4:11434'
+    >>> parse_host(":5000")
+    'http://127.0.0.1:5000'
+    >>> parse_host("https://example.com")
+    'https://example.com:443'
+    >>> parse_host("http://example.com/ollama/")
+    'http://example.com:80/ollama'
+    >>> parse_host("0.0.0.0")
+    'http://127.0.0.1:11434'
+    >>> parse_host("[::1]:8000")
+    'http://[::1]:8000'
+    >>> parse_host("::1")
+    'http://[::1]:11434'
+    """
+    host = (host or "").strip()
+    if not host:
+        return DEFAULT_HOST
+    scheme, sep, rest = host.partition("://")
+    if not sep:
+        scheme, rest = "http", host
+    scheme = scheme.lower()
+    if scheme not in ("http", "https"):
+        raise ConfigError(f"host {host!r}: the scheme must be http or https")
+    default_port = DEFAULT_PORT if not sep else (443 if scheme == "https" else 80)
+
+    netloc, slash, path = rest.partition("/")
+    hostname, port = _split_host_port(netloc, host)
+    if not hostname or hostname == "0.0.0.0":
+        hostname = "127.0.0.1"
+    elif hostname == "::":
+        hostname = "::1"
+    if ":" in hostname:
+        hostname = f"[{hostname}]"
+    path = f"/{path}".rstrip("/") if slash else ""
+    return f"{scheme}://{hostname}:{port or default_port}{path}"
+
+
+def _split_host_port(netloc: str, original: str) -> tuple[str, int | None]:
+    if netloc.startswith("["):
+        inside, bracket, after = netloc[1:].partition("]")
+        if not bracket:
+            raise ConfigError(f"host {original!r}: unclosed '[' in an IPv6 address")
+        hostname, port_text = inside, after.removeprefix(":") if after else ""
+        if after and not after.startswith(":"):
+            raise ConfigError(f"host {original!r}: unexpected text after the IPv6 address")
+    elif netloc.count(":") > 1:
+        try:
+            ipaddress.IPv6Address(netloc)
+        except ValueError:
+            raise ConfigError(f"host {original!r}: not an IPv6 address; bracket it") from None
+        return netloc, None
+    else:
+        hostname, _, port_text = netloc.partition(":")
+    if not port_text:
+        return hostname, None
+    if not port_text.isdigit() or not 0 < int(port_text) < 65536:
+        raise ConfigError(f"host {original!r}: the port must be a number from 1 to 65535")
+    if "@" in hostname or any(c in hostname for c in " ?#"):
+        raise ConfigError(f"host {original!r}: not a host name")
+    return hostname, int(port_text)
+
+
+def redact(url: str) -> str:
+    """A URL safe to print: any user:password part removed.
+
+    >>> redact("http://user:secret@h:80/x")
+    'http://h:80/x'
+    """
+    parts = urllib.parse.urlsplit(url)
+    if parts.username is None and parts.password is None:
+        return url
+    netloc = parts.netloc.rpartition("@")[2]
+    return urllib.parse.urlunsplit(parts._replace(netloc=netloc))

@@ -1,0 +1,29 @@
+"""The ``extract`` command: a thin layer over the library.
+
+Exit codes come from the error classes (``ExtractError.exit_code``): 0 success, 1 some
+records failed (``label``), 2 usage errors, 3 server unreachable or model missing,
+4 extraction failed.
+"""
+
+from __future__ import annotations
+
+import click
+
+from . import __version__
+from ._cli.common import ExtractGroup
+from ._cli.doctor import doctor
+from ._cli.one import one
+from ._cli.schemas import schemas
+from ._cli.serve import serve
+
+
+@click.group(cls=ExtractGroup)
+@click.version_option(__version__, prog_name="extract")
+def main() -> None:
+    """Turn documents into validated JSON with a local Ollama model."""
+
+
+main.add_command(doctor)
+main.add_command(one)
+main.add_command(schemas)
+main.add_command(serve)

@@ -1,0 +1,123 @@
+"""The thin CLI: `one`, `schemas`, `doctor`, exit codes from the error classes."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from extract.cli import main
+from extract.server import Reply, ScriptedEngine, serve
+
+
+@pytest.fixture
+def engine() -> ScriptedEngine:
+    return ScriptedEngine(models=("tiny",))
+
+
+@pytest.fixture
+def url(engine: ScriptedEngine) -> Iterator[str]:
+    with serve(engine) as srv:
+        yield srv.url
+
+
+def run(*args: str, input: str | None = None) -> tuple[int, str, str]:
+    result = CliRunner().invoke(main, list(args), input=input)
+    return result.exit_code, result.stdout, result.stderr
+
+
+def test_one_prints_the_validated_json(engine: ScriptedEngine, url: str) -> None:
+    engine.script(Reply.text('{"sentiment": "positive"}'))
+    code, out, _ = run("one", "--schema", "sentiment", "-m", "tiny", "--host", url, "Great!")
+    assert code == 0
+    assert json.loads(out)["sentiment"] == "positive"
+
+
+def test_one_reads_stdin_and_reports_attempts(engine: ScriptedEngine, url: str) -> None:
+    engine.script(Reply.text("nope"), Reply.text('{"sentiment": "negative"}'))
+    code, out, err = run(
+        "one", "-s", "sentiment", "-m", "tiny", "--host", url, "-v", "-", input="Awful."
+    )
+    assert code == 0
+    assert "attempt 1: InvalidJSON" in err
+    assert "attempt 2: ok" in err
+    prompt = [r.body["prompt"] for r in engine.requests if r.path == "/api/generate"][0]
+    assert "Awful." in prompt
+
+
+def test_unknown_model_exits_3_with_the_pull_command(url: str) -> None:
+    code, _, err = run("one", "-s", "sentiment", "-m", "llama3.2", "--host", url, "hi")
+    assert code == 3
+    assert "ollama pull llama3.2" in err
+
+
+def test_bad_schema_file_exits_2(tmp_path: Path, url: str) -> None:
+    bad = tmp_path / "bad.json"
+    bad.write_text('{"type": "objekt"}')
+    code, _, err = run("one", "-s", str(bad), "-m", "tiny", "--host", url, "hi")
+    assert code == 2
+    assert "SchemaError" in err
+
+
+def test_schemas_list_show_and_check(tmp_path: Path) -> None:
+    code, out, _ = run("schemas")
+    assert code == 0
+    assert "sentiment" in out
+    assert "invoice" in out
+    code, out, _ = run("schemas", "show", "sentiment")
+    assert json.loads(out)["type"] == "object"
+    loose = tmp_path / "loose.json"
+    loose.write_text(
+        json.dumps(
+            {
+                "type": "object",
+                "properties": {
+                    "score": {"type": "number", "minimum": 0, "maximum": 1},
+                    "tags": {"type": "array", "items": {"type": "string"}, "uniqueItems": True},
+                },
+            }
+        )
+    )
+    code, out, _ = run("schemas", "check", str(loose))
+    assert code == 0
+    assert "minimum" in out
+    assert "uniqueItems" in out
+
+
+def test_doctor_green_and_red(engine: ScriptedEngine, url: str) -> None:
+    engine.script(Reply.text('{"sentiment": "positive"}'))
+    code, out, _ = run("doctor", "--host", url, "-m", "tiny")
+    assert code == 0
+    assert "smoke extraction" in out
+    assert "FAIL" not in out
+    code, out, _ = run("doctor", "--host", url, "-m", "llama3.2")
+    assert code == 3
+    assert "ollama pull llama3.2" in out
+
+
+def test_doctor_unreachable_host() -> None:
+    with serve(ScriptedEngine()) as srv:
+        dead = srv.url
+    code, out, _ = run("doctor", "--host", dead)
+    assert code == 3
+    assert "FAIL" in out
+
+
+def test_python_dash_m_extract_works() -> None:
+    out = subprocess.run(
+        [sys.executable, "-m", "extract", "--version"], capture_output=True, text=True, check=True
+    )
+    assert out.stdout.startswith("extract, version ")
+
+
+def test_one_stream_shows_partials(engine: ScriptedEngine, url: str) -> None:
+    engine.script(Reply.text("", chunks=['{"sentiment"', ': "posi', 'tive"}']))
+    code, out, err = run("one", "-s", "sentiment", "-m", "tiny", "--host", url, "--stream", "ok")
+    assert code == 0
+    assert json.loads(out)["sentiment"] == "positive"
+    assert '{"sentiment": "posi"}' in err
