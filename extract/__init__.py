@@ -28,7 +28,7 @@ from .errors import (
     ServerBusy,
     ServerError,
     StreamError,
-    TimeoutError,
+    TimeoutError,  # noqa: A004 - extract.TimeoutError, distinct from the builtin
     TransportError,
     TruncatedOutput,
 )

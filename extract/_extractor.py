@@ -10,7 +10,7 @@ import dataclasses
 import hashlib
 import json
 from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
-from typing import Any, Literal, TypedDict, TypeVar, Unpack, overload
+from typing import Any, Literal, TypedDict, TypeVar, Unpack, cast, overload
 
 import httpx
 import tenacity
@@ -150,9 +150,14 @@ class _Common:
             "stream": True,
             "options": options,
         }
-        for key in ("system", "template", "raw", "truncate"):
-            if (value := opts.get(key)) is not None:
-                request[key] = value  # type: ignore[literal-required]
+        if (system := opts.get("system")) is not None:
+            request["system"] = system
+        if (template := opts.get("template")) is not None:
+            request["template"] = template
+        if (raw := opts.get("raw")) is not None:
+            request["raw"] = raw
+        if (truncate := opts.get("truncate")) is not None:
+            request["truncate"] = truncate
         if (keep_alive := opts.get("keep_alive")) is not None:
             request["keep_alive"] = _check_keep_alive(keep_alive)
         if (think := opts.get("think")) is not None:
@@ -236,7 +241,7 @@ def _retrying(retry: Retry, *, is_async: bool) -> tenacity.BaseRetrying:
     cls = tenacity.AsyncRetrying if is_async else tenacity.Retrying
     return cls(
         stop=tenacity.stop_after_attempt(retry),
-        wait=tenacity.wait_exponential_jitter(initial=0.5, max=20),
+        wait=tenacity.wait_exponential(multiplier=0.5, max=20) + tenacity.wait_random(0, 0.5),
         retry=tenacity.retry_if_exception_type(TransportError),
         reraise=True,
     )
@@ -351,8 +356,9 @@ class Extractor(_Common):
     def _events(self, call: _Call, *, partials: bool) -> Iterator[Event]:
         flow = self._start(call)
         while True:
-            request, reply = flow.request(), None
-            for attempt in _retrying(call.retry, is_async=False):
+            request = flow.request()
+            reply: GenerateResult | OutputError | None = None
+            for attempt in cast(tenacity.Retrying, _retrying(call.retry, is_async=False)):
                 with attempt:
                     flow.begin()
                     items = self._transport.stream_generate(request, timeout=call.timeout)
@@ -443,8 +449,9 @@ class AsyncExtractor(_Common):
     async def _events(self, call: _Call, *, partials: bool) -> AsyncIterator[Event]:
         flow = await self._start(call)
         while True:
-            request, reply = flow.request(), None
-            async for attempt in _retrying(call.retry, is_async=True):
+            request = flow.request()
+            reply: GenerateResult | OutputError | None = None
+            async for attempt in cast(tenacity.AsyncRetrying, _retrying(call.retry, is_async=True)):
                 with attempt:
                     flow.begin()
                     items = self._transport.stream_generate(request, timeout=call.timeout)

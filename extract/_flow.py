@@ -12,7 +12,7 @@ from typing import Any
 
 import partial_json_parser
 
-from ._decode import decode
+from ._decode import decode, decode_with_stage
 from ._guard import StreamGuard
 from ._prompt import build_reask
 from ._result import Attempt, Extraction
@@ -114,18 +114,21 @@ class AttemptFlow:
         return None
 
     def _value(self, raw: str, done_reason: str | None) -> Any:
+        if done_reason != "length":
+            return self.schema.validate(decode(raw))
+        # Cut off by the token limit: only a reply that is complete JSON as it stands can be
+        # trusted; a repaired one would be valid but silently incomplete.
         try:
-            value = decode(raw)
-        except OutputError as exc:
-            if done_reason == "length":
-                raise TruncatedOutput(
-                    "the reply hit the token limit (num_predict or the context) before the "
-                    "JSON ended",
-                    raw=raw,
-                    done_reason=done_reason,
-                ) from exc
-            raise
-        return self.schema.validate(value)
+            value, stage = decode_with_stage(raw)
+            if stage == "strict":
+                return self.schema.validate(value)
+        except OutputError:
+            pass
+        raise TruncatedOutput(
+            "the reply hit the token limit (num_predict or the context) before the JSON ended",
+            raw=raw,
+            done_reason=done_reason,
+        )
 
 
 def choose_format(mode: str | None, schema: Schema, server_version: str | None) -> Format | None:

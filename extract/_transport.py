@@ -214,23 +214,33 @@ class _Base:
                 "the reply is not JSON", status=response.status_code, host=self.host
             ) from None
 
+    def _build(self, method: str, path: str, body: Any = None) -> httpx.Request:
+        return httpx.Request(
+            method,
+            self.settings.host + path,
+            json=body,
+            headers=self.settings.headers(),
+            extensions={"timeout": self.settings.timeout.as_dict()},
+        )
+
     # Sans-I/O flows for the small endpoints: each yields its request and reads the response.
 
     def _version_flow(self) -> Flow[str]:
-        reply = self._json((yield httpx.Request("GET", "/api/version")))
+        reply = self._json((yield self._build("GET", "/api/version")))
         return str(reply.get("version", "")) if isinstance(reply, dict) else ""
 
     def _show_flow(self, model: str) -> Flow[dict[str, Any]]:
-        reply = self._json((yield httpx.Request("POST", "/api/show", json={"model": model})), model)
+        request = self._build("POST", "/api/show", {"model": model})
+        reply = self._json((yield request), model)
         return reply if isinstance(reply, dict) else {}
 
     def _tags_flow(self) -> Flow[list[dict[str, Any]]]:
-        reply = self._json((yield httpx.Request("GET", "/api/tags")))
+        reply = self._json((yield self._build("GET", "/api/tags")))
         models = reply.get("models") if isinstance(reply, dict) else None
         return [m for m in models or [] if isinstance(m, dict)]
 
     def _ping_flow(self) -> Flow[str]:
-        response = yield httpx.Request("GET", "/")
+        response = yield self._build("GET", "/")
         self._check(response, response.content, None)
         return response.text
 

@@ -26,27 +26,27 @@ def url(engine: ScriptedEngine) -> Iterator[str]:
         yield srv.url
 
 
-def run(*args: str, input: str | None = None) -> tuple[int, str, str]:
-    result = CliRunner().invoke(main, list(args), input=input)
+def run(*args: str, stdin: str | None = None) -> tuple[int, str, str]:
+    result = CliRunner().invoke(main, list(args), input=stdin)
     return result.exit_code, result.stdout, result.stderr
 
 
 def test_one_prints_the_validated_json(engine: ScriptedEngine, url: str) -> None:
-    engine.script(Reply.text('{"sentiment": "positive"}'))
+    engine.script(Reply.text('{"sentiment": "positive", "evidence": "love"}'))
     code, out, _ = run("one", "--schema", "sentiment", "-m", "tiny", "--host", url, "Great!")
     assert code == 0
     assert json.loads(out)["sentiment"] == "positive"
 
 
 def test_one_reads_stdin_and_reports_attempts(engine: ScriptedEngine, url: str) -> None:
-    engine.script(Reply.text("nope"), Reply.text('{"sentiment": "negative"}'))
-    code, out, err = run(
-        "one", "-s", "sentiment", "-m", "tiny", "--host", url, "-v", "-", input="Awful."
+    engine.script(Reply.text("nope"), Reply.text('{"sentiment": "negative", "evidence": "Awful"}'))
+    code, _, err = run(
+        "one", "-s", "sentiment", "-m", "tiny", "--host", url, "-v", "-", stdin="Awful."
     )
     assert code == 0
     assert "attempt 1: InvalidJSON" in err
     assert "attempt 2: ok" in err
-    prompt = [r.body["prompt"] for r in engine.requests if r.path == "/api/generate"][0]
+    prompt = next(r.body["prompt"] for r in engine.requests if r.path == "/api/generate")
     assert "Awful." in prompt
 
 
@@ -90,7 +90,7 @@ def test_schemas_list_show_and_check(tmp_path: Path) -> None:
 
 
 def test_doctor_green_and_red(engine: ScriptedEngine, url: str) -> None:
-    engine.script(Reply.text('{"sentiment": "positive"}'))
+    engine.script(Reply.text('{"sentiment": "positive", "evidence": "love"}'))
     code, out, _ = run("doctor", "--host", url, "-m", "tiny")
     assert code == 0
     assert "smoke extraction" in out
@@ -116,7 +116,7 @@ def test_python_dash_m_extract_works() -> None:
 
 
 def test_one_stream_shows_partials(engine: ScriptedEngine, url: str) -> None:
-    engine.script(Reply.text("", chunks=['{"sentiment"', ': "posi', 'tive"}']))
+    engine.script(Reply.text("", chunks=['{"sentiment"', ': "posi', 'tive", "evidence": "ok"}']))
     code, out, err = run("one", "-s", "sentiment", "-m", "tiny", "--host", url, "--stream", "ok")
     assert code == 0
     assert json.loads(out)["sentiment"] == "positive"

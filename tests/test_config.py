@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import subprocess
 import sys
 
@@ -89,5 +90,9 @@ def test_import_stays_light() -> None:
 def test_public_names_are_exactly_all() -> None:
     import extract
 
-    public = {n for n in dir(extract) if not n.startswith("_")} - {"errors", "schema", "cli"}
+    public = {
+        name
+        for name, value in vars(extract).items()
+        if not name.startswith("_") and not inspect.ismodule(value)
+    }
     assert public == set(extract.__all__) - {"__version__"}

@@ -95,7 +95,7 @@ def test_dict_schema_gives_plain_data(engine: ScriptedEngine, ex: Extractor) -> 
 
 
 def test_bundled_schema_by_name(engine: ScriptedEngine, ex: Extractor) -> None:
-    engine.script(Reply.text('{"sentiment": "positive"}'))
+    engine.script(Reply.text('{"sentiment": "positive", "evidence": "love"}'))
     value = ex.extract("I love it", schema="sentiment").value
     assert value["sentiment"] == "positive"
 

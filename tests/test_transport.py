@@ -176,7 +176,7 @@ def test_small_endpoints(url: str) -> None:
     with Transport(Settings.resolve(url)) as t:
         assert t.version() == "0.33.0"
         assert "Ollama is running" in t.ping()
-        assert [m["name"] for m in t.tags()] == ["tiny"]
+        assert [m["name"] for m in t.tags()] == ["tiny:latest"]
         assert "vision" in t.show("tiny")["capabilities"]
         with pytest.raises(errors.ModelNotFound):
             t.show("missing")
@@ -186,7 +186,12 @@ def test_sync_and_async_agree(engine: ScriptedEngine, url: str) -> None:
     replies = [Reply.text('{"x": [1, 2]}', chunks=['{"x"', ": [1, 2]}"])] * 2
     engine.script(*replies)
     request: GenerateRequest = {"model": "tiny", "prompt": "p", "format": "json"}
-    assert sync_generate(url, request) == async_generate(url, request)
+    sync_result, async_result = sync_generate(url, request), async_generate(url, request)
+    assert (sync_result.text, sync_result.done_reason, sync_result.metrics.eval_count) == (
+        async_result.text,
+        async_result.done_reason,
+        async_result.metrics.eval_count,
+    )
     assert engine.requests[0].body == engine.requests[1].body
 
 

@@ -28,7 +28,8 @@ def _line(ok: bool, text: str, fix: str = "") -> bool:
 def doctor(model: str | None, hosts: tuple[str, ...], local: bool) -> None:
     """Is the server reachable, is the model there, does a smoke extraction work?"""
     with local_server(local, hosts, model) as (urls, chosen):
-        results = [_check_host(url, chosen) for url in urls or [None]]
+        targets: list[str | None] = [*urls] or [None]
+        results = [_check_host(url, chosen) for url in targets]
     if not all(results):
         sys.exit(EXIT_UNAVAILABLE)
 
