@@ -1,0 +1,143 @@
+"""Combining grammar-form fragments: allOf parts, ``$ref`` siblings, anyOf bases.
+
+Every function here takes converted (grammar-safe) schemas and returns one; they raise
+:class:`Never` when the parts admit no value at all, and :class:`Conflict` when they constrain
+the same keyword in ways the grammar cannot express together.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+# Any JSON value. A bare {} means "any object" to the converter, so spell every type out.
+ANY: dict[str, Any] = {"type": ["string", "number", "boolean", "object", "array", "null"]}
+# A converted node without any of these is not recognised by the converter: fill in ANY.
+_STRUCTURE = (
+    "type",
+    "enum",
+    "anyOf",
+    "$ref",
+    "properties",
+    "additionalProperties",
+    "items",
+    "prefixItems",
+    "pattern",
+    "format",
+)
+
+
+class Never(Exception):
+    """No value can match here (a ``false`` subschema, an empty enum, disjoint types)."""
+
+
+class Conflict(Exception):
+    """Two parts constrain ``key`` differently and no single form expresses both."""
+
+    def __init__(self, key: str) -> None:
+        super().__init__(key)
+        self.key = key
+
+
+def types_of(value: Any) -> list[str]:
+    """The type names a ``type`` keyword allows, as a list."""
+    if isinstance(value, str):
+        return [value]
+    return [t for t in value or () if isinstance(t, str)] if isinstance(value, list) else []
+
+
+def _json_key(value: Any) -> str:
+    return json.dumps(value, sort_keys=True)
+
+
+def _intersect_types(a: Any, b: Any) -> str | list[str]:
+    left, right = types_of(a), types_of(b)
+    both = [t for t in left if t in right]
+    if "integer" in left + right and "number" in left + right and "integer" not in both:
+        both.append("integer")  # every integer is a number
+    if not both:
+        raise Never
+    return both[0] if len(both) == 1 else list(dict.fromkeys(both))
+
+
+def _combine(key: str, a: Any, b: Any) -> Any:
+    """Both ``a`` and ``b`` constrain ``key``: the form that satisfies both."""
+    if key == "type":
+        return _intersect_types(a, b)
+    if key == "enum":
+        allowed = {_json_key(v) for v in b}
+        values = [v for v in a if _json_key(v) in allowed]
+        if not values:
+            raise Never
+        return values
+    if key == "required":
+        return list(dict.fromkeys([*a, *b]))
+    if key == "properties":
+        return {
+            **a,
+            **{n: finish(merge([a[n], s])) if n in a else s for n, s in b.items()},
+        }
+    if key in ("items", "additionalProperties"):
+        return False if a is False or b is False else finish(merge([a, b]))
+    if key in ("minLength", "minItems", "minimum"):
+        return max(a, b)
+    if key in ("maxLength", "maxItems", "maximum"):
+        return min(a, b)
+    raise Conflict(key)
+
+
+def merge(forms: list[dict[str, Any]]) -> dict[str, Any]:
+    """Combine converted schemas that must all hold (allOf, $ref siblings, anyOf bases)."""
+    out: dict[str, Any] = {}
+    for form in forms:
+        for key, value in form.items():
+            out[key] = (
+                value if key not in out or out[key] == value else _combine(key, out[key], value)
+            )
+    return out
+
+
+def finish(form: dict[str, Any]) -> dict[str, Any]:
+    """Make a converted node one the converter recognises."""
+    if "enum" in form and "type" in form:
+        types = types_of(form.pop("type"))
+        form["enum"] = [v for v in form["enum"] if _is_type(v, types)]
+    if "enum" in form and not form["enum"]:
+        raise Never
+    if not any(key in form for key in _STRUCTURE):
+        return {**ANY, **form}
+    return form
+
+
+def _is_type(value: Any, types: list[str]) -> bool:
+    if value is None:
+        return "null" in types
+    if isinstance(value, bool):
+        return "boolean" in types
+    if isinstance(value, int | float):
+        whole = isinstance(value, int) or value.is_integer()
+        return "number" in types or ("integer" in types and whole)
+    return (
+        (isinstance(value, str) and "string" in types)
+        or (isinstance(value, list) and "array" in types)
+        or (isinstance(value, dict) and "object" in types)
+    )
+
+
+def collapse_optional(branches: list[dict[str, Any]]) -> dict[str, Any]:
+    """``anyOf: [X, {"type": "null"}]`` as X accepting null, where X allows it plainly."""
+    null = {"type": "null"}
+    if len(branches) == 2 and null in branches:
+        other = branches[1 - branches.index(null)]
+        kind = other.get("type")
+        if "anyOf" in other and len(other) == 1:
+            return {"anyOf": [*other["anyOf"], null]}
+        if "anyOf" not in other and "$ref" not in other:
+            if "enum" in other:
+                none_in = any(v is None for v in other["enum"])
+                return {**other, "enum": other["enum"] if none_in else [*other["enum"], None]}
+            if isinstance(kind, str):
+                return {**other, "type": [kind, "null"]}
+            if isinstance(kind, list):
+                return {**other, "type": kind if "null" in kind else [*kind, "null"]}
+    return {"anyOf": branches}

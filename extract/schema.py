@@ -1,0 +1,315 @@
+"""Schemas: what a reply must look like, from a Pydantic model, a dict, a file or a bundled name.
+
+A :class:`Schema` is checked once, when it is loaded, and then serves three purposes:
+
+- the prompt shows the model its :meth:`~Schema.render`-ing (an example of the output shape);
+- Ollama's ``format`` gets its :attr:`~Schema.grammar` form, the subset llama.cpp can enforce;
+- every reply is checked by :meth:`~Schema.validate` against the **original** schema (and the
+  Pydantic model when there is one), since the grammar is a helper, not a proof.
+
+The root need not be an object schema: ``{"type": "string", "enum": [...]}`` makes each reply a
+bare JSON string. Nothing here touches the network; ``$ref``s must point inside the schema.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import json
+import os
+import re
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import pydantic
+from jsonschema.exceptions import best_match
+from jsonschema.protocols import Validator
+from referencing.jsonschema import UnknownDialect, specification_with
+
+from ._schema_grammar import grammar_form
+from ._schema_render import STYLES, Style, render
+from ._schema_walk import SchemaIndex, json_path
+from .errors import ConfigError, SchemaError, SchemaMismatch
+
+__all__ = ["Schema", "bundled_schemas"]
+
+DEFAULT_DIALECT = "https://json-schema.org/draft/2020-12/schema"
+MAX_MESSAGE = 300  # characters of a validation message (they quote the offending value)
+CACHE_SIZE = 64  # schemas loaded from dicts and models, kept ready
+_BUNDLED_NAME = re.compile(r"[a-z0-9][a-z0-9_-]*")
+
+
+def _bundled_dirs() -> list[Path]:
+    here = Path(__file__).resolve().parent
+    # Wheels carry the schemas inside the package; an editable install reads the repository's.
+    return [d for d in (here / "_schemas", here.parent / "schemas") if d.is_dir()]
+
+
+def _bundled_path(name: str) -> Path | None:
+    if not _BUNDLED_NAME.fullmatch(name):
+        return None
+    return next(
+        (d / f"{name}.json" for d in _bundled_dirs() if (d / f"{name}.json").is_file()), None
+    )
+
+
+def bundled_schemas() -> dict[str, str]:
+    """The schemas shipped with extract: name → one-line description, sorted by name."""
+    found: dict[str, str] = {}
+    for directory in reversed(_bundled_dirs()):
+        for path in directory.glob("*.json"):
+            try:
+                description = json.loads(path.read_text(encoding="utf-8")).get("description")
+            except (OSError, ValueError, AttributeError):
+                continue  # not a schema file; loading it by name would say why
+            found[path.stem] = description.strip() if isinstance(description, str) else ""
+    return dict(sorted(found.items()))
+
+
+def _short(message: str) -> str:
+    return message if len(message) <= MAX_MESSAGE else message[: MAX_MESSAGE - 1] + "…"
+
+
+def _dumps(value: Any) -> str:
+    """``value`` as JSON text (key order kept); raises SchemaError when it is not plain JSON."""
+
+    def plain(obj: Any) -> Any:
+        if isinstance(obj, Mapping):
+            return dict(obj)
+        raise TypeError(f"{type(obj).__name__} is not JSON")
+
+    try:
+        return json.dumps(value, default=plain, ensure_ascii=False)
+    except (TypeError, ValueError) as exc:
+        raise SchemaError(f"the schema is not plain JSON: {exc}") from None
+    except RecursionError:
+        raise SchemaError("the schema is nested too deeply") from None
+
+
+# The extractor loads the schema on every call: checking a schema costs milliseconds, so the
+# last few are kept (keyed by their JSON text, or by the model class).
+@functools.lru_cache(maxsize=CACHE_SIZE)
+def _from_json(text: str) -> Schema:
+    return Schema(_parse(text, "the schema"))
+
+
+@functools.lru_cache(maxsize=CACHE_SIZE)
+def _from_model(model: type[pydantic.BaseModel]) -> Schema:
+    try:
+        generated = model.model_json_schema()
+    except pydantic.PydanticUserError as exc:
+        raise SchemaError(f"{model.__name__} has no JSON Schema: {exc}") from None
+    return Schema(generated, model=model)
+
+
+def _read(path: Path) -> Any:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise SchemaError(f"{path} is not UTF-8 text") from None
+    except OSError as exc:
+        raise SchemaError(f"cannot read {path}: {exc.strerror or exc}") from None
+    return _parse(text, str(path))
+
+
+def _parse(text: str, where: str) -> Any:
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise SchemaError(
+            f"{where} is not valid JSON: {exc.msg} at line {exc.lineno}, column {exc.colno}"
+        ) from None
+    except RecursionError:
+        raise SchemaError(f"{where} is nested too deeply") from None
+
+
+def _validator_class(schema: Mapping[str, Any]) -> type[Validator]:
+    dialect = schema.get("$schema", DEFAULT_DIALECT)
+    if not isinstance(dialect, str):
+        raise SchemaError("$schema must be a URI string", path="$.$schema")
+    try:
+        specification_with(dialect)
+    except UnknownDialect:
+        raise SchemaError(
+            f"unknown $schema {dialect!r}; use a JSON Schema draft URI such as {DEFAULT_DIALECT!r}",
+            path="$.$schema",
+        ) from None
+    cls: type[Validator] = jsonschema.validators.validator_for(
+        schema, default=jsonschema.Draft202012Validator
+    )
+    if cls is jsonschema.Draft3Validator:
+        raise SchemaError(
+            "draft 3 schemas are not supported; use draft 4 or later", path="$.$schema"
+        )
+    return cls
+
+
+class Schema:
+    """A JSON Schema, checked against its metaschema once, ready to prompt, constrain and validate.
+
+    Build one with :meth:`load`. Attributes:
+
+    - ``json_schema``: the original schema (a private deep copy); replies are validated against it.
+    - ``model``: the Pydantic model it came from, or None.
+    - ``name``: the bundled name, else the schema's ``title`` (or the file's stem).
+    - ``description``: the schema's ``description``, if any.
+    - ``fingerprint``: sha256 hex of the canonical JSON of ``json_schema``, for cache keys.
+    - ``grammar``: the grammar-safe form for Ollama's ``format``, or None when none exists.
+
+    Loading the same dict or model again returns the same instance: treat it as read-only.
+    """
+
+    json_schema: dict[str, Any]
+    model: type[pydantic.BaseModel] | None
+    name: str | None
+    description: str | None
+    fingerprint: str
+    grammar: dict[str, Any] | None
+
+    def __init__(
+        self,
+        json_schema: Mapping[str, Any],
+        *,
+        model: type[pydantic.BaseModel] | None = None,
+        name: str | None = None,
+    ) -> None:
+        """Check ``json_schema`` and prepare it; raises SchemaError naming the bad keyword."""
+        schema = _parse(_dumps(json_schema), "the schema")  # a private, plain-JSON deep copy
+        if not isinstance(schema, dict):
+            raise SchemaError("a schema must be a JSON object")
+        try:
+            cls = _validator_class(schema)
+            meta = cls(cls.META_SCHEMA, format_checker=cls.FORMAT_CHECKER)
+            error = best_match(meta.iter_errors(schema))
+            if error is not None:
+                raise SchemaError(
+                    f"not a valid JSON Schema: {_short(error.message)}",
+                    path=json_path(tuple(error.absolute_path)),
+                )
+            self._index = SchemaIndex(schema, schema.get("$schema", DEFAULT_DIALECT))
+            self.grammar, self._notes = grammar_form(self._index)
+        except RecursionError:
+            raise SchemaError("the schema is nested too deeply") from None
+        self._validator = cls(
+            schema, registry=self._index.registry, format_checker=cls.FORMAT_CHECKER
+        )
+        self.json_schema = schema
+        self.model = model
+        title, description = schema.get("title"), schema.get("description")
+        self.name = name or (title if isinstance(title, str) else None)
+        if self.name is None and model is not None:
+            self.name = model.__name__
+        self.description = description if isinstance(description, str) else None
+        canonical = json.dumps(schema, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+        self.fingerprint = hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+        self._renderings: dict[str, str] = {}
+
+    @classmethod
+    def load(
+        cls, source: type[pydantic.BaseModel] | Mapping[str, Any] | str | os.PathLike[str] | Schema
+    ) -> Schema:
+        """A Schema from a Pydantic model class, a dict, a bundled name, a path or JSON text.
+
+        A string is a bundled name when ``schemas/<name>.json`` exists (see
+        :func:`bundled_schemas`), JSON text when it starts with ``{``, else a file path.
+        Raises SchemaError for an unknown name, a missing or unreadable file, invalid JSON (with
+        line and column), or a schema that breaks its metaschema (with the keyword's JSON path).
+        """
+        if isinstance(source, Schema):
+            return source
+        if isinstance(source, type) and issubclass(source, pydantic.BaseModel):
+            return _from_model(source)
+        if isinstance(source, Mapping):
+            return _from_json(_dumps(source))
+        if isinstance(source, str) and source.lstrip().startswith("{"):
+            return cls(_parse(source, "the schema text"))
+        if isinstance(source, str | os.PathLike):
+            return cls._from_file(os.fspath(source))
+        raise SchemaError(
+            f"cannot make a schema from {type(source).__name__}; pass a Pydantic model class,"
+            " a dict, a bundled schema name or a path to a .json file"
+        )
+
+    @classmethod
+    def _from_file(cls, source: str) -> Schema:
+        bundled = _bundled_path(source)
+        if bundled is not None:
+            return cls(_checked_root(_read(bundled)), name=source)
+        path = Path(source)
+        if not path.is_file():
+            names = ", ".join(bundled_schemas()) or "none"
+            what = "unknown schema name" if _BUNDLED_NAME.fullmatch(source) else "no schema file at"
+            raise SchemaError(f"{what} {source!r}; bundled schemas: {names}")
+        data = _checked_root(_read(path))
+        title = data.get("title")
+        return cls(data, name=title if isinstance(title, str) else path.stem)
+
+    def validate(self, value: Any) -> Any:
+        """Check a decoded reply; returns the model instance when there is a model, else ``value``.
+
+        Raises SchemaMismatch with the single most useful error and its JSON path
+        (e.g. ``$.items[2].price``), from the JSON Schema first, then from the Pydantic model.
+        """
+        try:
+            error = best_match(self._validator.iter_errors(value))
+        except RecursionError:
+            raise SchemaMismatch("the value is nested too deeply to validate") from None
+        if error is not None:
+            raise SchemaMismatch(_short(error.message), path=json_path(tuple(error.absolute_path)))
+        if self.model is None:
+            return value
+        try:
+            # JSON mode: the value came from JSON, so e.g. dates arrive as strings.
+            return self.model.model_validate_json(json.dumps(value))
+        except (TypeError, ValueError) as exc:
+            if not isinstance(exc, pydantic.ValidationError) or not exc.errors():
+                raise SchemaMismatch(_short(f"not a JSON value: {exc}")) from None
+            first = exc.errors(include_url=False)[0]
+            loc = tuple(p for p in first["loc"] if isinstance(p, str | int))
+            raise SchemaMismatch(_short(first["msg"]), path=json_path(loc)) from None
+
+    def render(self, style: Style = "shape") -> str:
+        """The schema as shown to the model: ``"shape"`` (an example of the output, the
+        default) or ``"schema"`` (the compact JSON Schema). Raises ConfigError for other styles."""
+        if style not in STYLES:
+            raise ConfigError(f"unknown rendering style {style!r}; use one of {', '.join(STYLES)}")
+        if style not in self._renderings:
+            self._renderings[style] = render(self._index, style)
+        return self._renderings[style]
+
+    def unenforced(self) -> list[str]:
+        """What Ollama's grammar will not enforce, one ``"<JSON path>: <what>"`` line each.
+
+        Validation still checks all of it; these are the places a reply can fail and be re-asked.
+        """
+        return list(self._notes)
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # The prepared validator and registry hold closures that do not pickle (Ray ships
+        # schemas to its workers): rebuild them from the schema on the other side.
+        return (_rebuild, (self.json_schema, self.model, self.name))
+
+    def __repr__(self) -> str:
+        return f"Schema(name={self.name!r}, fingerprint={self.fingerprint[:12]!r})"
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Schema):
+            return NotImplemented
+        return self.fingerprint == other.fingerprint and self.model is other.model
+
+    def __hash__(self) -> int:
+        return hash((self.fingerprint, self.model))
+
+
+def _rebuild(
+    json_schema: dict[str, Any], model: type[pydantic.BaseModel] | None, name: str | None
+) -> Schema:
+    return Schema(json_schema, model=model, name=name)
+
+
+def _checked_root(data: Any) -> dict[str, Any]:
+    if not isinstance(data, dict):
+        raise SchemaError("a schema file must hold a JSON object")
+    return data
