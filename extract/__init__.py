@@ -8,8 +8,10 @@ Person(name='Ann', age=34, city='Oslo')
 __version__ = "0.1.0"
 
 from ._extractor import AsyncExtractor, CallOptions, Extractor
-from ._result import Attempt, Extraction
+from ._result import Attempt, AttemptFailed, Extraction, Partial
 from ._wire import Metrics
+from .batch import Record
+from .dataframe import label_dataframe
 from .errors import (
     BadRequest,
     ConfigError,
@@ -37,6 +39,7 @@ from .schema import Schema, bundled_schemas
 __all__ = [
     "AsyncExtractor",
     "Attempt",
+    "AttemptFailed",
     "BadRequest",
     "CallOptions",
     "ConfigError",
@@ -51,6 +54,8 @@ __all__ = [
     "Metrics",
     "ModelNotFound",
     "OutputError",
+    "Partial",
+    "Record",
     "RequestRejected",
     "RunawayOutput",
     "Schema",
@@ -64,4 +69,5 @@ __all__ = [
     "TruncatedOutput",
     "__version__",
     "bundled_schemas",
+    "label_dataframe",
 ]

@@ -9,8 +9,8 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
-from typing import Any, Literal, TypedDict, TypeVar, Unpack, cast, overload
+from collections.abc import AsyncIterable, AsyncIterator, Iterable, Iterator, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Literal, TypedDict, TypeVar, Unpack, cast, overload
 
 import httpx
 import tenacity
@@ -40,6 +40,9 @@ from .errors import (
     TransportError,
 )
 from .schema import Schema
+
+if TYPE_CHECKING:
+    from .batch import Record
 
 M = TypeVar("M", bound=BaseModel)
 FormatMode = Literal["auto", "json", "schema"] | None
@@ -334,6 +337,16 @@ class Extractor(_Common):
                 return event
         raise AssertionError("the attempt flow ended without a result")  # pragma: no cover
 
+    def extract_many(self, records: Iterable[Any], schema: Any, **options: Any) -> Iterator[Record]:
+        """Extract from every record, one ``Record`` per input, in input order by default.
+
+        Arguments as ``extract.batch.extract_many`` (hosts, concurrency, ordered, id_field,
+        text_field, cache, and call options); per-document failures become records.
+        """
+        from .batch import extract_many
+
+        return extract_many(self, records, schema, **options)
+
     def stream(self, text: str, schema: Any, **options: Unpack[CallOptions]) -> Iterator[Event]:
         """Like ``extract``, but yield ``Partial`` values as the reply streams, an
         ``AttemptFailed`` before each re-ask, and finally the ``Extraction``. Raises as
@@ -424,6 +437,15 @@ class AsyncExtractor(_Common):
             if isinstance(event, Extraction):
                 return event
         raise AssertionError("the attempt flow ended without a result")  # pragma: no cover
+
+    async def extract_many(
+        self, records: Iterable[Any] | AsyncIterable[Any], schema: Any, **options: Any
+    ) -> AsyncIterator[Record]:
+        """The asyncio twin of ``Extractor.extract_many``; see ``extract.batch.aextract_many``."""
+        from .batch import aextract_many
+
+        async for record in aextract_many(self, records, schema, **options):
+            yield record
 
     async def stream(
         self, text: str, schema: Any, **options: Unpack[CallOptions]

@@ -12,6 +12,7 @@ import click
 from . import __version__
 from ._cli.common import ExtractGroup
 from ._cli.doctor import doctor
+from ._cli.label import label
 from ._cli.one import one
 from ._cli.schemas import schemas
 from ._cli.serve import serve
@@ -24,6 +25,7 @@ def main() -> None:
 
 
 main.add_command(doctor)
+main.add_command(label)
 main.add_command(one)
 main.add_command(schemas)
 main.add_command(serve)

@@ -137,6 +137,8 @@ def label(
         click.echo("interrupted: rerun the same command to label the rest", err=True)
         sys.exit(EXIT_INTERRUPTED)
     finally:
+        if progress is not None:
+            progress.close()
         sink.close()
         stream.close()
     _finish(progress, tally, quiet)

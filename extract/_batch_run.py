@@ -1,0 +1,218 @@
+"""The batch engine: a reader, a task per record in the window, and the reorder buffer.
+
+``extract.batch`` checks the arguments and builds the host pool; ``BatchRun`` does the work.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import itertools
+from collections.abc import AsyncIterable, AsyncIterator, Iterable, Iterator
+from typing import Any
+
+import tenacity
+
+from ._cache import Cache
+from ._extractor import AsyncExtractor, CallOptions
+from ._hosts import HostPool
+from ._records import Document, Record, to_document
+from ._result import Extraction, total_usage
+from .errors import ExtractError, ExtractionFailed, OutputError, TransportError
+from .schema import Schema
+
+Records = Iterable[Any] | AsyncIterable[Any]
+
+# Records read but not yet handed to the caller, per unit of host concurrency: room for the
+# in-flight requests and for finished ones waiting behind a slow one (ordered output).
+WINDOW_PER_SLOT = 2
+MIN_WINDOW = 16
+# Sync inputs are read in a worker thread (a slow pipe must not stall the event loop), in
+# chunks so the thread hop is paid once per chunk.
+READ_CHUNK = 256
+
+
+def _failed(doc: Document, error: ExtractError) -> Record:
+    if isinstance(error, ExtractionFailed):
+        attempts = error.attempts
+        return Record(doc.id, False, None, error, len(attempts), total_usage(attempts), doc.fields)
+    return Record(doc.id, False, error=error, fields=doc.fields)
+
+
+class _Slots:
+    """Counts records between being read and being handed to the caller. One taker."""
+
+    def __init__(self, size: int) -> None:
+        self.free = size
+        self._given = asyncio.Event()
+
+    async def take(self, most: int) -> int:
+        while not self.free:
+            self._given.clear()
+            await self._given.wait()
+        taken = min(self.free, most)
+        self.free -= taken
+        return taken
+
+    def give(self, count: int = 1) -> None:
+        self.free += count
+        self._given.set()
+
+
+class BatchRun:
+    """One batch: the reader, a task per record in the window, and the reorder buffer."""
+
+    def __init__(
+        self,
+        pool: HostPool,
+        *,
+        keys: AsyncExtractor,
+        schema: Schema,
+        options: CallOptions,
+        retry: tenacity.AsyncRetrying,
+        cache: Cache | None,
+        ordered: bool,
+        id_field: str,
+        text_field: str,
+    ) -> None:
+        self.pool, self.keys, self.schema, self.options = pool, keys, schema, options
+        self.retry, self.cache, self.ordered = retry, cache, ordered
+        self.id_field, self.text_field = id_field, text_field
+        # A record whose host fails is sent again (to another host when there is one).
+        self.rounds = max(2, len(pool.hosts))
+        window = sum(h.window.ceiling for h in pool.hosts) * WINDOW_PER_SLOT
+        self.slots = _Slots(max(MIN_WINDOW, window))
+        self.finished: asyncio.Queue[tuple[int, Record] | BaseException | None] = asyncio.Queue()
+        self.tasks: set[asyncio.Task[Any]] = set()
+        self.total: int | None = None
+
+    async def results(self, records: Records) -> AsyncIterator[Record]:
+        self._spawn(self._read(records))
+        emitted = 0
+        waiting: dict[int, Record] = {}
+        while self.total is None or emitted < self.total:
+            item = await self.finished.get()
+            if isinstance(item, BaseException):
+                raise item
+            if item is None:
+                continue
+            if not self.ordered:
+                yield item[1]
+                emitted += 1
+                self.slots.give()
+                continue
+            waiting[item[0]] = item[1]
+            while emitted in waiting:
+                yield waiting.pop(emitted)
+                emitted += 1
+                self.slots.give()
+
+    async def _read(self, records: Records) -> None:
+        seq = 0
+        if isinstance(records, AsyncIterable):
+            async for item in records:
+                await self.slots.take(1)
+                self._start(seq, item)
+                seq += 1
+        else:
+            items = iter(records)
+            while True:
+                room = await self.slots.take(READ_CHUNK)
+                chunk = await asyncio.to_thread(_take, items, room)
+                self.slots.give(room - len(chunk))
+                for item in chunk:
+                    self._start(seq, item)
+                    seq += 1
+                if len(chunk) < room:
+                    break
+        self.total = seq
+        self.finished.put_nowait(None)
+
+    def _start(self, seq: int, item: Any) -> None:
+        doc = to_document(item, seq + 1, id_field=self.id_field, text_field=self.text_field)
+        task = self._spawn(self._label(doc))
+        task.add_done_callback(functools.partial(self._landed, seq))
+
+    def _spawn(self, coro: Any) -> asyncio.Task[Any]:
+        task = asyncio.create_task(coro)
+        self.tasks.add(task)
+        task.add_done_callback(self.tasks.discard)
+        task.add_done_callback(self._crashed)
+        return task
+
+    def _crashed(self, task: asyncio.Task[Any]) -> None:
+        # Not a document's problem (the input iterator raised, or a bug): end the run with it.
+        if not task.cancelled() and (exc := task.exception()) is not None:
+            self.finished.put_nowait(exc)
+
+    def _landed(self, seq: int, task: asyncio.Task[Record]) -> None:
+        if not task.cancelled() and task.exception() is None:
+            self.finished.put_nowait((seq, task.result()))
+
+    async def _label(self, doc: Document) -> Record:
+        if doc.error is not None:
+            return _failed(doc, doc.error)
+        text = doc.text or ""
+        try:
+            # Also checks the text (an empty one is an InputError) before a host is taken.
+            key = self.keys.cache_key(text, self.schema, **self.options)
+        except ExtractError as exc:
+            return _failed(doc, exc)
+        if self.cache is not None and (hit := self._cached(key)) is not None:
+            return Record(doc.id, True, hit[0], fields=doc.fields, cached=True)
+        host = None
+        for round_ in range(1, self.rounds + 1):
+            host = await self.pool.acquire(avoid=host)
+            started = asyncio.get_running_loop().time()
+            try:
+                options: CallOptions = {**self.options, "retry": self.pool.policy(host, self.retry)}
+                result = await host.extractor.extract(text, self.schema, **options)
+            except TransportError as exc:
+                self.pool.note(host, exc)
+                if round_ == self.rounds:
+                    return _failed(doc, exc)
+                continue
+            except ExtractError as exc:
+                self.pool.answered(host, *_timing(exc, started))
+                return _failed(doc, exc)
+            else:
+                self.pool.answered(host, *_timing(result, started))
+            finally:
+                self.pool.release(host)
+            if self.cache is not None:
+                self.cache.put(key, result.data())
+            usage = result.usage
+            return Record(doc.id, True, result.value, None, len(result.attempts), usage, doc.fields)
+        raise AssertionError("unreachable: the last round returns")  # pragma: no cover
+
+    def _cached(self, key: str) -> tuple[Any] | None:
+        assert self.cache is not None
+        try:
+            return (self.schema.validate(self.cache.get(key)),)
+        except (KeyError, OutputError):
+            return None
+
+    async def aclose(self) -> None:
+        for task in self.tasks:
+            task.cancel()
+        await asyncio.gather(*self.tasks, return_exceptions=True)
+
+
+def _take(items: Iterator[Any], count: int) -> list[Any]:
+    return list(itertools.islice(items, count))
+
+
+def _timing(outcome: Extraction[Any] | ExtractError, started: float) -> tuple[float | None, ...]:
+    """Per model call: the latency, and the server's compute time when it reported one.
+
+    Both None when there were no model calls or retry waits blur the latency.
+    """
+    attempts = outcome.attempts if isinstance(outcome, Extraction | ExtractionFailed) else ()
+    if not attempts or any(a.transport_retries for a in attempts):
+        return None, None
+    calls = len(attempts)
+    seconds = (asyncio.get_running_loop().time() - started) / calls
+    computed = [
+        (a.metrics.prompt_eval_duration or 0) + (a.metrics.eval_duration or 0) for a in attempts
+    ]
+    return seconds, (sum(computed) / 1e9 / calls if all(computed) else None)

@@ -1,0 +1,103 @@
+"""A batch run's progress bar and end-of-run summary, both on stderr."""
+
+from __future__ import annotations
+
+import collections
+import dataclasses
+import time
+from typing import TYPE_CHECKING, Any, TextIO
+
+if TYPE_CHECKING:
+    from ._records import Record
+
+
+@dataclasses.dataclass
+class Tally:
+    """What a run has produced so far: counts by outcome, tokens, and time.
+
+    >>> t = Tally(started=0.0)
+    >>> t.records, t.ok
+    (0, 0)
+    """
+
+    started: float = dataclasses.field(default_factory=time.monotonic)
+    records: int = 0
+    ok: int = 0
+    cached: int = 0
+    failed: collections.Counter[str] = dataclasses.field(default_factory=collections.Counter)
+    prompt_tokens: int = 0
+    output_tokens: int = 0
+    resumed: int = 0
+    resumed_failed: int = 0
+
+    def add(self, record: Record) -> None:
+        self.records += 1
+        self.cached += record.cached
+        if record.ok:
+            self.ok += 1
+        else:
+            self.failed[type(record.error).__name__] += 1
+        self.prompt_tokens += record.usage.prompt_eval_count or 0
+        self.output_tokens += record.usage.eval_count or 0
+
+    @property
+    def failures(self) -> int:
+        return sum(self.failed.values())
+
+    def summary(self, now: float | None = None) -> str:
+        """Lines for the end of a run.
+
+        >>> t = Tally(started=0.0, records=4, ok=3, failed=collections.Counter(InputError=1))
+        >>> t.output_tokens = 30
+        >>> print(t.summary(now=2.0))
+        records 4: 3 ok, 1 failed (InputError 1), 0 cached
+        tokens 0 prompt + 30 output; 15.0 output tokens/s
+        wall time 2.0 s; 2.0 docs/s
+        """
+        wall = max((time.monotonic() if now is None else now) - self.started, 1e-9)
+        kinds = ", ".join(f"{name} {n}" for name, n in self.failed.most_common())
+        failed = f"{self.failures} failed" + (f" ({kinds})" if kinds else "")
+        lines = [
+            f"records {self.records}: {self.ok} ok, {failed}, {self.cached} cached",
+            f"tokens {self.prompt_tokens} prompt + {self.output_tokens} output; "
+            f"{self.output_tokens / wall:.1f} output tokens/s",
+            f"wall time {wall:.1f} s; {self.records / wall:.1f} docs/s",
+        ]
+        if self.resumed:
+            lines.append(
+                f"already in the output: {self.resumed} records ({self.resumed_failed} failed)"
+            )
+        return "\n".join(lines)
+
+
+class Progress:
+    """A tqdm bar (rate, ETA, ok/failed) when ``show`` is true; always a ``Tally``."""
+
+    def __init__(self, *, stream: TextIO, show: bool, total: int | None, tally: Tally) -> None:
+        self.tally = tally
+        self._bar: Any = None
+        if show:
+            from tqdm import tqdm
+
+            self._bar = tqdm(
+                total=total,
+                initial=tally.resumed,
+                unit="doc",
+                file=stream,
+                dynamic_ncols=True,
+                smoothing=0.05,
+            )
+
+    def update(self, record: Record) -> None:
+        self.tally.add(record)
+        if self._bar is not None:
+            self._bar.set_postfix_str(
+                f"ok={self.tally.ok} failed={self.tally.failures}", refresh=False
+            )
+            self._bar.update()
+
+    def close(self) -> None:
+        """End the bar (again: nothing)."""
+        if self._bar is not None:
+            self._bar.close()
+            self._bar = None

@@ -1,0 +1,325 @@
+"""The batch engine against scripted servers: order, exactly-once, cache, back-off, hosts.
+
+Replies are derived from each document's text (``<<n>>`` → ``{"n": n}``, ``<<n:kind>>`` →
+a fault), never from arrival order, so concurrent runs stay deterministic.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator, Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import tenacity
+from conftest import Responder, Scripted
+from pydantic import BaseModel
+
+from extract import (
+    AsyncExtractor,
+    BadRequest,
+    ConfigError,
+    ConnectError,
+    ExtractionFailed,
+    Extractor,
+    InputError,
+    ModelNotFound,
+    SchemaError,
+)
+from extract._cache import Cache
+from extract.batch import Record, aextract_many, extract_many
+from extract.server import Reply
+
+N_SCHEMA = {"type": "object", "properties": {"n": {"type": "integer"}}, "required": ["n"]}
+
+
+class N(BaseModel):
+    n: int
+
+
+def fast_retry(tries: int = 4) -> tenacity.Retrying:
+    return tenacity.Retrying(
+        stop=tenacity.stop_after_attempt(tries), wait=tenacity.wait_fixed(0.01), reraise=True
+    )
+
+
+def async_fast_retry(tries: int = 4) -> tenacity.AsyncRetrying:
+    return tenacity.AsyncRetrying(
+        stop=tenacity.stop_after_attempt(tries), wait=tenacity.wait_fixed(0.01), reraise=True
+    )
+
+
+@pytest.fixture
+def server(scripted: Callable[..., Scripted]) -> Scripted:
+    return scripted(slots=4, responder=Responder())
+
+
+@pytest.fixture
+def ex(server: Scripted) -> Iterator[Extractor]:
+    with Extractor("tiny", host=server.url, retry=fast_retry()) as extractor:
+        yield extractor
+
+
+def docs(*specs: str) -> list[dict[str, Any]]:
+    return [{"id": f"d{i}", "text": f"Ticket <<{spec}>> please"} for i, spec in enumerate(specs)]
+
+
+def test_records_come_in_input_order(ex: Extractor) -> None:
+    inputs = docs(*(f"{n}:late" for n in range(30)))
+    records = list(extract_many(ex, inputs, N_SCHEMA, concurrency=4))
+    assert [r.id for r in records] == [d["id"] for d in inputs]
+    assert [r.value for r in records] == [{"n": n} for n in range(30)]
+    assert all(r.ok and r.attempts == 1 and not r.cached for r in records)
+    assert all((r.usage.eval_count or 0) > 0 for r in records)
+
+
+def test_unordered_gives_each_record_once(ex: Extractor) -> None:
+    inputs = docs(*(f"{n}:late" for n in range(30)))
+    records = list(extract_many(ex, inputs, N_SCHEMA, concurrency=4, ordered=False))
+    assert sorted(r.value["n"] for r in records) == list(range(30))
+    assert len({r.id for r in records}) == 30
+
+
+def test_one_record_per_input_with_failures_as_values(ex: Extractor, server: Scripted) -> None:
+    specs = ["0", "1:bad", "2:busy", "3:cut", "4:reset", "5:reject", "6", "7:bad"]
+    inputs: list[Any] = [*docs(*specs), {"id": "empty", "text": "  "}, {"id": "notext"}, 42]
+    records = list(extract_many(ex, inputs, N_SCHEMA, concurrency=3, max_attempts=2))
+    assert [r.id for r in records] == [*(f"d{i}" for i in range(8)), "empty", "notext", 11]
+    outcome = {r.id: (type(r.error).__name__ if r.error else "ok") for r in records}
+    assert outcome == {
+        "d0": "ok",
+        "d1": "ExtractionFailed",
+        "d2": "ok",
+        "d3": "ok",
+        "d4": "ok",
+        "d5": "BadRequest",
+        "d6": "ok",
+        "d7": "ExtractionFailed",
+        "empty": "InputError",
+        "notext": "InputError",
+        11: "InputError",
+    }
+    failed = next(r for r in records if r.id == "d1")
+    assert isinstance(failed.error, ExtractionFailed)
+    assert failed.attempts == 2
+    assert failed.usage.eval_count  # the failed attempts' tokens are counted
+    assert failed.to_json()["error"]["type"] == "ExtractionFailed"
+    rejected = next(r for r in records if r.id == "d5")
+    assert isinstance(rejected.error, BadRequest)
+    # Nothing was sent for the inputs that could not be sent.
+    prompts = " ".join(b["prompt"] for b in server.generates())
+    assert "<<" in prompts
+    assert "  " not in {b["prompt"] for b in server.generates()}
+
+
+def test_strings_and_passthrough_fields(ex: Extractor) -> None:
+    inputs = ["<<1>>", {"key": "k", "body": "<<2>>", "lang": "en"}]
+    records = list(extract_many(ex, inputs, N_SCHEMA, id_field="key", text_field="body"))
+    assert [(r.id, r.value, r.fields) for r in records] == [
+        (1, {"n": 1}, {}),
+        ("k", {"n": 2}, {"lang": "en"}),
+    ]
+
+
+def test_pydantic_schema_gives_instances_and_json_lines(ex: Extractor) -> None:
+    [record] = extract_many(ex, ["<<5>>"], N)
+    assert record.value == N(n=5)
+    line = record.to_json()
+    assert line["value"] == {"n": 5}
+    assert line["ok"] is True
+    assert line["attempts"] == 1
+    assert line["cached"] is False
+    assert json.dumps(line)
+
+
+def test_memory_is_bounded_by_the_window(server: Scripted) -> None:
+    pulled = 0
+
+    def endless() -> Iterator[str]:
+        nonlocal pulled
+        while True:
+            pulled += 1
+            yield f"<<{pulled}>>"
+
+    with Extractor("tiny", host=server.url) as ex:
+        stream = extract_many(ex, endless(), N_SCHEMA, concurrency=2)
+        seen = [next(stream) for _ in range(50)]
+        stream.close()
+    assert [r.value["n"] for r in seen] == list(range(1, 51))
+    # The window (16 at concurrency 2) plus the hand-over buffer to this thread (64).
+    assert pulled <= 50 + 16 + 64
+
+
+@pytest.mark.anyio
+async def test_async_api_with_an_async_iterable(server: Scripted) -> None:
+    async def source() -> AsyncIterator[str]:
+        for n in range(12):
+            yield f"<<{n}>>"
+
+    async with AsyncExtractor("tiny", host=server.url) as aex:
+        records = [
+            r async for r in aextract_many(aex, source(), N_SCHEMA, retry=async_fast_retry())
+        ]
+    assert [r.value for r in records] == [{"n": n} for n in range(12)]
+    assert [r.id for r in records] == list(range(1, 13))
+
+
+@pytest.mark.anyio
+async def test_async_window_bounds_reading(server: Scripted) -> None:
+    pulled = 0
+
+    async def source() -> AsyncIterator[str]:
+        nonlocal pulled
+        for n in range(1000):
+            pulled += 1
+            yield f"<<{n}>>"
+
+    async with AsyncExtractor("tiny", host=server.url) as aex:
+        taken = 0
+        stream = aextract_many(aex, source(), N_SCHEMA, concurrency=2)
+        async for _ in stream:
+            taken += 1
+            if taken == 20:
+                break
+        await stream.aclose()  # type: ignore[attr-defined]
+    assert pulled <= 20 + 16 + 1
+
+
+def test_cache_makes_a_rerun_free_and_a_new_schema_recomputes(
+    ex: Extractor, server: Scripted, cache_file: Path
+) -> None:
+    inputs = ["<<1>>", "<<2>>", "<<3:bad>>", "<<2>>"]
+    first = list(extract_many(ex, inputs, N_SCHEMA, cache=cache_file, max_attempts=1))
+    sent = len(server.generates())
+    assert sent == 4  # the cache is read before the run: no sharing between in-flight twins
+    again = list(extract_many(ex, inputs, N_SCHEMA, cache=cache_file, max_attempts=1))
+    assert len(server.generates()) == sent + 1  # only the failed one is asked again
+    assert [r.cached for r in again] == [True, True, False, True]
+    assert [r.value for r in again] == [r.value for r in first]
+    assert again[0].attempts == 0
+    assert again[0].usage.eval_count is None
+    with Cache(cache_file) as cache:
+        typed = list(extract_many(ex, inputs[:2], N, cache=cache))
+    assert [r.value for r in typed] == [N(n=1), N(n=2)]
+    assert len(server.generates()) == sent + 3  # a changed schema is a new key
+
+
+def test_no_cache_by_default_in_the_library(ex: Extractor, server: Scripted) -> None:
+    list(extract_many(ex, ["<<1>>"], N_SCHEMA))
+    list(extract_many(ex, ["<<1>>"], N_SCHEMA))
+    assert len(server.generates()) == 2
+
+
+def test_503_shrinks_the_window_and_every_record_lands(scripted: Callable[..., Scripted]) -> None:
+    # One slot and no queue: whatever exceeds one request in flight is refused with 503.
+    server = scripted(slots=1, max_queue=0, latency=0.01, responder=Responder())
+    with Extractor("tiny", host=server.url, retry=fast_retry(8)) as ex:
+        records = list(extract_many(ex, [f"<<{n}>>" for n in range(40)], N_SCHEMA, concurrency=4))
+    assert [r.value for r in records] == [{"n": n} for n in range(40)]
+    assert all(r.ok for r in records)
+    # Were the window stuck at 4, about three of every four requests would be refused.
+    refused = len(server.generates()) - 40
+    assert refused < 40
+
+
+def test_work_spreads_over_hosts(scripted: Callable[..., Scripted]) -> None:
+    a = scripted(slots=2, latency=0.01, responder=Responder())
+    b = scripted(slots=2, latency=0.01, responder=Responder())
+    with Extractor("tiny", host=a.url) as ex:
+        records = list(
+            extract_many(ex, [f"<<{n}>>" for n in range(60)], N_SCHEMA, hosts=[a.url, b.url])
+        )
+    assert all(r.ok for r in records)
+    assert len(a.generates()) + len(b.generates()) == 60
+    assert len(a.generates()) > 5
+    assert len(b.generates()) > 5
+
+
+def test_failing_host_is_set_aside_and_its_work_is_not_lost(
+    scripted: Callable[..., Scripted],
+) -> None:
+    good = scripted(slots=2, responder=Responder())
+    broken = scripted(slots=2, responder=lambda body: Reply.status(500, "runner crashed"))
+    with Extractor("tiny", host=good.url, retry=fast_retry(2)) as ex:
+        records = list(
+            extract_many(
+                ex, [f"<<{n}>>" for n in range(30)], N_SCHEMA, hosts=[broken.url, good.url]
+            )
+        )
+    assert [r.value for r in records] == [{"n": n} for n in range(30)]
+    assert len(good.generates()) == 30
+    assert len(broken.generates()) < 12
+
+
+def test_a_single_dead_host_makes_error_records_not_a_crash(
+    scripted: Callable[..., Scripted],
+) -> None:
+    server = scripted(responder=Responder())
+    with Extractor("tiny", host=server.url, retry=fast_retry(2)) as ex:
+        records = list(extract_many(ex, ["<<1>>", "<<2:fail>>", "<<3>>"], N_SCHEMA))
+    assert [r.ok for r in records] == [True, False, True]
+    assert type(records[1].error).__name__ == "ServerError"
+
+
+def test_preflight_stops_the_run_for_an_unknown_model(server: Scripted) -> None:
+    with Extractor("nope", host=server.url) as ex, pytest.raises(ModelNotFound):
+        next(extract_many(ex, ["<<1>>"], N_SCHEMA))
+    assert server.generates() == []
+
+
+def test_preflight_stops_the_run_for_an_unreachable_host(server: Scripted) -> None:
+    with Extractor("tiny", host=server.url) as ex, pytest.raises(ConnectError):
+        next(extract_many(ex, ["<<1>>"], N_SCHEMA, hosts=[server.url, "http://127.0.0.1:9"]))
+    assert server.generates() == []
+
+
+@pytest.mark.parametrize(
+    ("arguments", "error"),
+    [
+        ({"concurrency": 0}, ConfigError),
+        ({"retry": -1}, ConfigError),
+        ({"options": {"temperature": "hot"}}, ConfigError),
+        ({"schema": {"type": "nonsense"}}, SchemaError),
+    ],
+)
+def test_bad_arguments_fail_before_the_run(
+    ex: Extractor, server: Scripted, arguments: dict[str, Any], error: type[Exception]
+) -> None:
+    kwargs = {"schema": N_SCHEMA, **arguments}
+    with pytest.raises(error):
+        next(extract_many(ex, ["<<1>>"], **kwargs))
+    assert server.generates() == []
+
+
+def test_an_input_iterable_that_raises_ends_the_run_with_its_error(ex: Extractor) -> None:
+    def broken() -> Iterator[str]:
+        yield "<<1>>"
+        raise OSError("disk gone")
+
+    with pytest.raises(OSError, match="disk gone"):
+        list(extract_many(ex, broken(), N_SCHEMA))
+
+
+def test_breaking_out_early_stops_cleanly(ex: Extractor, server: Scripted) -> None:
+    stream = extract_many(ex, [f"<<{n}>>" for n in range(500)], N_SCHEMA, concurrency=2)
+    first = [next(stream) for _ in range(3)]
+    stream.close()
+    assert [r.value for r in first] == [{"n": 0}, {"n": 1}, {"n": 2}]
+    assert len(server.generates()) < 500
+
+
+def test_empty_input_gives_no_records(ex: Extractor) -> None:
+    assert list(extract_many(ex, [], N_SCHEMA)) == []
+
+
+def test_record_to_json_of_an_error() -> None:
+    record = Record("x", False, error=InputError("the document is empty"))
+    assert record.to_json() == {
+        "id": "x",
+        "ok": False,
+        "error": {"type": "InputError", "message": "the document is empty"},
+        "attempts": 0,
+        "usage": {},
+        "cached": False,
+    }
