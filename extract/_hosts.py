@@ -149,7 +149,7 @@ class Host:
 
 
 class HostPool:
-    """Hands out the least-loaded ready host and learns from how each request went.
+    """Hands out the healthiest, least-loaded ready host; learns from how each request went.
 
     All methods run on one event loop; none is thread-safe.
     """
