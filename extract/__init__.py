@@ -1,8 +1,10 @@
 """extract: documents in, validated typed JSON out, with a local Ollama model.
 
->>> from extract import Extractor            # doctest: +SKIP
->>> Extractor(model="llama3.2").extract("Ann, 34, from Oslo", schema=Person).value  # doctest: +SKIP
-Person(name='Ann', age=34, city='Oslo')
+    from extract import Extractor
+    with Extractor(model="llama3.2") as ex:
+        ex.extract("Ann, 34, from Oslo", schema=Person).value   # Person(name='Ann', ...)
+
+See ``extract.errors`` for the error tree and ``extract.batch`` for labeling many documents.
 """
 
 __version__ = "0.1.0"
