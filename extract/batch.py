@@ -13,6 +13,7 @@ in ``Record.fields``. See ``extract._records`` for how ids are chosen and compar
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 from collections.abc import AsyncIterator, Iterable, Iterator, Sequence
 from typing import Any, Unpack
@@ -27,10 +28,12 @@ from ._hosts import DEFAULT_CEILING, DEFAULT_START, Host, HostPool, Window
 from ._records import Record
 from ._sync import iterate_in_thread
 from ._wire import parse_host
-from .errors import ConfigError
+from .errors import ConfigError, ExtractError
 from .schema import Schema
 
 __all__ = ["Record", "aextract_many", "extract_many"]
+
+logger = logging.getLogger("extract.batch")
 
 CacheArg = Cache | str | os.PathLike[str] | bool | None
 
@@ -83,9 +86,7 @@ async def aextract_many(
                 )
                 owned.append(ex)
             pool_hosts.append(Host(url, ex, Window(start, ceiling)))
-        # Checked once, here: an unreachable host or a missing model stops the run before it
-        # starts, rather than failing every record.
-        await asyncio.gather(*(h.extractor._transport.show(extractor.model) for h in pool_hosts))
+        pool_hosts = await _preflight(pool_hosts, extractor.model)
         run = BatchRun(
             HostPool(pool_hosts),
             keys=extractor,
@@ -159,6 +160,30 @@ def extract_many(
             await aex.aclose()
 
     return iterate_in_thread(engine)
+
+
+async def _preflight(hosts: list[Host], model: str) -> list[Host]:
+    """Ask every host for the model once, before the run.
+
+    With one host, an unreachable host or a missing model stops the run before it starts,
+    rather than failing every record. With several, the hosts that fail are left out (with a
+    warning) as long as one is usable: one host down must not stop a cluster-wide job.
+    """
+    checks = await asyncio.gather(
+        *(h.extractor._transport.show(model) for h in hosts), return_exceptions=True
+    )
+    usable = [
+        h for h, check in zip(hosts, checks, strict=True) if not isinstance(check, BaseException)
+    ]
+    failures = [c for c in checks if isinstance(c, BaseException)]
+    for failure in failures:
+        if not isinstance(failure, ExtractError):
+            raise failure
+        if usable:
+            logger.warning("leaving out a host for this run: %s", failure)
+    if not usable:
+        raise failures[0]
+    return usable
 
 
 def _window_bounds(concurrency: int | None) -> tuple[int, int]:

@@ -269,9 +269,20 @@ def test_preflight_stops_the_run_for_an_unknown_model(server: Scripted) -> None:
 
 
 def test_preflight_stops_the_run_for_an_unreachable_host(server: Scripted) -> None:
-    with Extractor("tiny", host=server.url) as ex, pytest.raises(ConnectError):
-        next(extract_many(ex, ["<<1>>"], N_SCHEMA, hosts=[server.url, "http://127.0.0.1:9"]))
-    assert server.generates() == []
+    with Extractor("tiny", host="http://127.0.0.1:9") as ex, pytest.raises(ConnectError):
+        next(extract_many(ex, ["<<1>>"], N_SCHEMA))
+
+
+def test_preflight_leaves_out_a_dead_host_when_others_are_up(
+    server: Scripted, caplog: pytest.LogCaptureFixture
+) -> None:
+    with Extractor("tiny", host=server.url) as ex:
+        records = list(
+            extract_many(ex, ["<<1>>", "<<2>>"], N_SCHEMA, hosts=[server.url, "http://127.0.0.1:9"])
+        )
+    assert [r.value for r in records] == [{"n": 1}, {"n": 2}]
+    assert "leaving out a host" in caplog.text
+    assert "127.0.0.1:9" in caplog.text
 
 
 @pytest.mark.parametrize(
