@@ -121,3 +121,28 @@ def test_one_stream_shows_partials(engine: ScriptedEngine, url: str) -> None:
     assert code == 0
     assert json.loads(out)["sentiment"] == "positive"
     assert '{"sentiment": "posi"}' in err
+
+
+@pytest.mark.real_model
+def test_one_local_runs_the_real_model() -> None:
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "extract",
+            "one",
+            "--local",
+            "-s",
+            "sentiment",
+            "-v",
+            "I love this phone, the battery lasts two days.",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr
+    value = json.loads(done.stdout)
+    assert value["sentiment"] in ("positive", "negative", "neutral", "mixed")
+    assert "attempt 1:" in done.stderr
+    assert "tokens/s" in done.stderr
