@@ -14,6 +14,7 @@ Whatever the input, the only errors raised are EmptyOutput and InvalidJSON.
 from __future__ import annotations
 
 import json
+import math
 import re
 from typing import Any, Literal
 
@@ -27,7 +28,14 @@ Stage = Literal["strict", "lenient", "repair"]
 MAX_CANDIDATES = 32
 _FENCE = re.compile(r"```[A-Za-z0-9_-]*[ \t]*\r?\n?(.*?)```", re.DOTALL)
 _OPENERS = re.compile(r"[{\[]")
-_DECODER = json.JSONDecoder()
+
+
+def _no_constants(name: str) -> Any:
+    # NaN and Infinity are not JSON: they would pass a "number" schema, then break the output.
+    raise ValueError(f"{name} is not valid JSON")
+
+
+_DECODER = json.JSONDecoder(parse_constant=_no_constants)
 
 
 def decode(text: str) -> Any:
@@ -50,7 +58,7 @@ def decode_with_stage(text: str) -> tuple[Any, Stage]:
     if not text.strip():
         raise EmptyOutput("the reply is empty", raw=text)
     try:
-        return json.loads(text), "strict"
+        return _DECODER.decode(text), "strict"
     except (ValueError, RecursionError) as exc:
         first_error = exc
     found, value = _first_value(text)
@@ -74,7 +82,7 @@ def _first_value(text: str) -> tuple[bool, Any]:
     """The first complete object or array: inside a code fence first, then anywhere."""
     for fence in _FENCE.finditer(text):
         try:
-            return True, json.loads(fence.group(1))
+            return True, _DECODER.decode(fence.group(1))
         except (ValueError, RecursionError):
             continue
     for tried, opener in enumerate(_OPENERS.finditer(text)):
@@ -100,6 +108,17 @@ def _repaired(text: str) -> tuple[bool, Any]:
         value = json_repair.loads(text[opener.start() :])
     except Exception:  # a third-party repair failing on junk just means "no JSON"
         return False, None
-    if isinstance(value, dict | list) and value:
+    if isinstance(value, dict | list) and value and _finite(value):
         return True, value
     return False, None
+
+
+def _finite(value: Any) -> bool:
+    """No NaN or infinity anywhere (json_repair lets them through)."""
+    if isinstance(value, float):
+        return math.isfinite(value)
+    if isinstance(value, dict):
+        return all(_finite(v) for v in value.values())
+    if isinstance(value, list):
+        return all(_finite(v) for v in value)
+    return True

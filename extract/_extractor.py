@@ -9,7 +9,16 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-from collections.abc import AsyncIterable, AsyncIterator, Iterable, Iterator, Mapping, Sequence
+from collections.abc import (
+    AsyncIterable,
+    AsyncIterator,
+    Awaitable,
+    Callable,
+    Iterable,
+    Iterator,
+    Mapping,
+    Sequence,
+)
 from typing import TYPE_CHECKING, Any, Literal, TypedDict, TypeVar, Unpack, cast, overload
 
 import httpx
@@ -45,6 +54,7 @@ if TYPE_CHECKING:
     from .batch import Record
 
 M = TypeVar("M", bound=BaseModel)
+R = TypeVar("R")
 FormatMode = Literal["auto", "json", "schema"] | None
 Retry = int | tenacity.Retrying | tenacity.AsyncRetrying
 Event = Partial[Any] | AttemptFailed | Extraction[Any]
@@ -262,6 +272,13 @@ def _check_text(text: object) -> str:
         raise InputError(f"the document must be text, not {type(text).__name__}")
     if not text.strip():
         raise InputError("the document is empty")
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise InputError(
+            f"the document holds a character that is not valid Unicode at {exc.start} "
+            "(a lone surrogate); decode the source with errors='replace'"
+        ) from None
     return text
 
 
@@ -356,15 +373,27 @@ class Extractor(_Common):
     def _start(self, call: _Call) -> AttemptFlow:
         need_version, need_show = self._needs_info()
         if need_version and call.format_mode == "auto":
-            try:
-                self._versions[self.settings.host] = self._transport.version()
-            except RequestRejected:
-                self._versions[self.settings.host] = LEGACY_VERSION
+            self._versions[self.settings.host] = self._retried(call, self._version)
         if need_show:
-            self._capabilities[self.model] = self._capabilities_of(self._transport.show(self.model))
+            show = self._retried(call, lambda: self._transport.show(self.model))
+            self._capabilities[self.model] = self._capabilities_of(show)
         return self._finish(
             call, self._versions.get(self.settings.host, ""), self._capabilities[self.model]
         )
+
+    def _version(self) -> str:
+        try:
+            return self._transport.version()
+        except RequestRejected:
+            return LEGACY_VERSION
+
+    @staticmethod
+    def _retried(call: _Call, fn: Callable[[], R]) -> R:
+        """``fn()`` under the call's transport retries (the server facts, asked once)."""
+        for attempt in cast(tenacity.Retrying, _retrying(call.retry, is_async=False)):
+            with attempt:
+                return fn()
+        raise AssertionError("tenacity stopped without raising")  # pragma: no cover
 
     def _events(self, call: _Call, *, partials: bool) -> Iterator[Event]:
         flow = self._start(call)
@@ -457,16 +486,27 @@ class AsyncExtractor(_Common):
     async def _start(self, call: _Call) -> AttemptFlow:
         need_version, need_show = self._needs_info()
         if need_version and call.format_mode == "auto":
-            try:
-                self._versions[self.settings.host] = await self._transport.version()
-            except RequestRejected:
-                self._versions[self.settings.host] = LEGACY_VERSION
+            self._versions[self.settings.host] = await self._retried(call, self._version)
         if need_show:
-            show = await self._transport.show(self.model)
+            show = await self._retried(call, lambda: self._transport.show(self.model))
             self._capabilities[self.model] = self._capabilities_of(show)
         return self._finish(
             call, self._versions.get(self.settings.host, ""), self._capabilities[self.model]
         )
+
+    async def _version(self) -> str:
+        try:
+            return await self._transport.version()
+        except RequestRejected:
+            return LEGACY_VERSION
+
+    @staticmethod
+    async def _retried(call: _Call, fn: Callable[[], Awaitable[R]]) -> R:
+        """``await fn()`` under the call's transport retries (the server facts, asked once)."""
+        async for attempt in cast(tenacity.AsyncRetrying, _retrying(call.retry, is_async=True)):
+            with attempt:
+                return await fn()
+        raise AssertionError("tenacity stopped without raising")  # pragma: no cover
 
     async def _events(self, call: _Call, *, partials: bool) -> AsyncIterator[Event]:
         flow = await self._start(call)

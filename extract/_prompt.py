@@ -15,7 +15,7 @@ from .schema import Schema
 DEFAULT_INSTRUCTIONS = "Extract the information from the document below."
 MAX_ERROR_CHARS = 500
 # "<document>", "</ DOCUMENT >", "< document x=1>" ...: anything a reader could take for a tag.
-_TAG = re.compile(r"<(?=\s*/?\s*document)", re.IGNORECASE)
+_TAG = re.compile(r"<(?=\s*/?\s*(?:document|reply)\b)", re.IGNORECASE)
 _LEADS: dict[str, str] = {
     "shape": "Respond using JSON only, in this shape:",
     "schema": "Respond using JSON only, valid against this JSON Schema:",
@@ -79,7 +79,7 @@ def build_reask(
     It was rejected: $: 'x' is not one of ['good', 'bad']
     Respond again with corrected JSON only.
     """
-    shown = previous_raw.strip()
+    shown = neutralise_tags(previous_raw.strip())
     if len(shown) > max_raw_chars:
         cut = len(shown) - max_raw_chars
         shown = f"{shown[: max(max_raw_chars, 0)]}\n[... {cut} more characters cut]"

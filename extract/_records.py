@@ -143,7 +143,7 @@ def read_jsonl(stream: IO[bytes], *, id_field: str, text_field: str) -> Iterator
             continue
         try:
             obj = json.loads(decoded)
-        except ValueError as exc:
+        except (ValueError, RecursionError) as exc:
             reason = getattr(exc, "msg", str(exc))
             yield _bad(number, f"line {number}: not valid JSON ({reason})")
             continue
@@ -299,6 +299,6 @@ class OutputFile:
 def _parse_output_line(line: bytes) -> dict[str, Any] | None:
     try:
         record = json.loads(line)
-    except ValueError:
+    except (ValueError, RecursionError):
         return None
     return record if isinstance(record, dict) and "id" in record else None

@@ -37,6 +37,12 @@ R = TypeVar("R")
 # A reply line past this size is not a reply: a broken or hostile server. Bounds memory.
 MAX_LINE_BYTES = 8 * 1024 * 1024
 MAX_ERROR_BODY = 4096
+# A whole reply (and any small endpoint's body) past this is not a reply either.
+MAX_REPLY_BYTES = 64 * 1024 * 1024
+# Ollama sends a token per line; this many lines in a row without text is a stuck stream.
+MAX_EMPTY_LINES = 1000
+# /api/show, /api/version, /api/tags: a model's template and parameters fit well inside this.
+MAX_SMALL_BODY = 16 * 1024 * 1024
 
 USE_CLIENT: Any = httpx.USE_CLIENT_DEFAULT
 
@@ -57,21 +63,43 @@ class LineSplitter:
     ([b'{"a":1}'], [b'{"b":2}'], None)
     """
 
-    def __init__(self, max_bytes: int = MAX_LINE_BYTES) -> None:
-        self._buffer = bytearray()
-        self._max = max_bytes
+    def __init__(self, max_bytes: int = MAX_LINE_BYTES, max_total: int = MAX_REPLY_BYTES) -> None:
+        self._pending: list[bytes] = []  # the start of an unfinished line
+        self._pending_size = 0
+        self._total = 0
+        self._max, self._max_total = max_bytes, max_total
 
     def feed(self, data: bytes) -> list[bytes]:
-        self._buffer += data
-        *lines, rest = self._buffer.split(b"\n")
-        if len(rest) > self._max:
-            raise RunawayOutput(f"a reply line exceeded {self._max} bytes; the stream was cut off")
-        self._buffer = bytearray(rest)
-        return [bytes(line) for line in lines if line.strip()]
+        """The complete lines ``data`` finishes; raises RunawayOutput past either cap."""
+        self._total += len(data)
+        if self._total > self._max_total:
+            raise RunawayOutput(f"the reply exceeded {self._max_total} bytes; it was cut off")
+        lines: list[bytes] = []
+        start = 0
+        # Only the new bytes are searched, so a long line costs O(its length), not O(n²).
+        while (end := data.find(b"\n", start)) != -1:
+            line = data[start:end]
+            if self._pending:
+                line = b"".join([*self._pending, line])
+                self._pending, self._pending_size = [], 0
+            self._check(len(line))
+            if line.strip():
+                lines.append(line)
+            start = end + 1
+        if start < len(data):
+            self._pending.append(data[start:])
+            self._pending_size += len(data) - start
+            self._check(self._pending_size)
+        return lines
 
     def flush(self) -> bytes | None:
-        rest, self._buffer = bytes(self._buffer), bytearray()
+        rest = b"".join(self._pending)
+        self._pending, self._pending_size = [], 0
         return rest if rest.strip() else None
+
+    def _check(self, size: int) -> None:
+        if size > self._max:
+            raise RunawayOutput(f"a reply line exceeded {self._max} bytes; the stream was cut off")
 
 
 class ReplyReader:
@@ -86,6 +114,7 @@ class ReplyReader:
         self._text: list[str] = []
         self._thinking: list[str] = []
         self._final: dict[str, Any] | None = None
+        self._empty_lines = 0
 
     @property
     def text(self) -> str:
@@ -95,7 +124,7 @@ class ReplyReader:
         """Read one line; return its (response, thinking) text."""
         try:
             obj = json.loads(line)
-        except ValueError:
+        except (ValueError, RecursionError):
             raise StreamError(
                 f"the server sent a line that is not JSON: {line[:120]!r}",
                 host=self._host,
@@ -118,6 +147,15 @@ class ReplyReader:
             self._thinking.append(thinking)
         if obj.get("done") is True:
             self._final = obj
+        elif delta or thinking:
+            self._empty_lines = 0
+        else:
+            self._empty_lines += 1
+            if self._empty_lines > MAX_EMPTY_LINES:
+                raise RunawayOutput(
+                    f"the server sent {MAX_EMPTY_LINES} lines in a row without text; cut off",
+                    raw=self.text,
+                )
         return delta, thinking
 
     def result(self) -> GenerateResult:
@@ -168,7 +206,7 @@ def _error_message(body: bytes) -> str:
     text = body[:MAX_ERROR_BODY].decode("utf-8", "replace").strip()
     try:
         obj = json.loads(text)
-    except ValueError:
+    except (ValueError, RecursionError):
         return text
     if isinstance(obj, dict):
         err = obj.get("error")
@@ -180,10 +218,18 @@ def _error_message(body: bytes) -> str:
 
 
 @contextlib.contextmanager
-def _mapped_errors(host: str, model: str | None) -> Iterator[None]:
-    """Turn httpx's exceptions into the project's, naming the host and model."""
+def _mapped_errors(host: str, model: str | None, secret: str | None = None) -> Iterator[None]:
+    """Turn httpx's exceptions into the project's, naming the host and model.
+
+    A server or proxy may echo the Authorization header in its error text: the key is
+    blanked out of any error raised here.
+    """
     try:
         yield
+    except ExtractError as exc:
+        if secret and secret in str(exc):
+            _blank(exc, secret)
+        raise
     except httpx.TimeoutException as exc:
         raise ReadTimeout(f"timed out ({type(exc).__name__})", host=host, model=model) from None
     except (httpx.ConnectError, httpx.NetworkError, httpx.RemoteProtocolError) as exc:
@@ -209,7 +255,7 @@ class _Base:
         self._check(response, response.content, model)
         try:
             return response.json()
-        except ValueError:
+        except (ValueError, RecursionError):
             raise ServerError(
                 "the reply is not JSON", status=response.status_code, host=self.host
             ) from None
@@ -272,8 +318,13 @@ class Transport(_Base):
     def _run(self, flow: Flow[R], model: str | None = None) -> R:
         request = next(flow)
         while True:
-            with _mapped_errors(self.host, model):
-                response = self._http.send(request)
+            with _mapped_errors(self.host, model, self.settings.api_key):
+                response = self._http.send(request, stream=True)
+                try:
+                    body = _read_capped(response.iter_bytes(), MAX_SMALL_BODY)
+                finally:
+                    response.close()
+            response = _with_body(response, body, self.host)
             try:
                 request = flow.send(response)
             except StopIteration as stop:
@@ -302,7 +353,7 @@ class Transport(_Base):
         model = request.get("model", "")
         reader, splitter = ReplyReader(host=self.host, model=model), LineSplitter()
         with (
-            _mapped_errors(self.host, model),
+            _mapped_errors(self.host, model, self.settings.api_key),
             self._http.stream(
                 "POST", "/api/generate", json=_body(request), timeout=timeout or USE_CLIENT
             ) as response,
@@ -357,8 +408,13 @@ class AsyncTransport(_Base):
     async def _run(self, flow: Flow[R], model: str | None = None) -> R:
         request = next(flow)
         while True:
-            with _mapped_errors(self.host, model):
-                response = await self._http.send(request)
+            with _mapped_errors(self.host, model, self.settings.api_key):
+                response = await self._http.send(request, stream=True)
+                try:
+                    body = await _aread_capped(response.aiter_bytes(), MAX_SMALL_BODY)
+                finally:
+                    await response.aclose()
+            response = _with_body(response, body, self.host)
             try:
                 request = flow.send(response)
             except StopIteration as stop:
@@ -382,7 +438,7 @@ class AsyncTransport(_Base):
         """POST /api/generate; see ``Transport.stream_generate``."""
         model = request.get("model", "")
         reader, splitter = ReplyReader(host=self.host, model=model), LineSplitter()
-        with _mapped_errors(self.host, model):
+        with _mapped_errors(self.host, model, self.settings.api_key):
             async with self._http.stream(
                 "POST", "/api/generate", json=_body(request), timeout=timeout or USE_CLIENT
             ) as response:
@@ -416,25 +472,50 @@ class AsyncTransport(_Base):
         raise AssertionError("stream_generate ended without a result")  # pragma: no cover
 
 
+def _blank(error: ExtractError, secret: str) -> None:
+    for name in ("message", "reason", "raw"):
+        value = getattr(error, name, None)
+        if isinstance(value, str):
+            setattr(error, name, value.replace(secret, "***"))
+    error.args = tuple(a.replace(secret, "***") if isinstance(a, str) else a for a in error.args)
+
+
 def _body(request: GenerateRequest) -> dict[str, Any]:
     # Unset fields are left out rather than sent as null: Ollama reads `"think": null` and an
     # absent `think` differently on thinking models.
     return {k: v for k, v in request.items() if v is not None}
 
 
-def _read_capped(chunks: Iterator[bytes]) -> bytes:
+def _read_capped(chunks: Iterator[bytes], cap: int = MAX_ERROR_BODY) -> bytes:
     body = bytearray()
     for chunk in chunks:
         body += chunk
-        if len(body) >= MAX_ERROR_BODY:
+        if len(body) > cap:
             break
     return bytes(body)
 
 
-async def _aread_capped(chunks: AsyncIterator[bytes]) -> bytes:
+async def _aread_capped(chunks: AsyncIterator[bytes], cap: int = MAX_ERROR_BODY) -> bytes:
     body = bytearray()
     async for chunk in chunks:
         body += chunk
-        if len(body) >= MAX_ERROR_BODY:
+        if len(body) > cap:
             break
     return bytes(body)
+
+
+def _with_body(response: httpx.Response, body: bytes, host: str) -> httpx.Response:
+    """The response with its (capped) body read; a body past the cap is refused."""
+    if len(body) > MAX_SMALL_BODY:
+        raise ServerError(
+            f"the reply body exceeded {MAX_SMALL_BODY} bytes",
+            status=response.status_code,
+            host=host,
+        )
+    # The body is already decoded: drop what would make httpx decode or size it again.
+    headers = {
+        k: v
+        for k, v in response.headers.items()
+        if k.lower() not in ("content-encoding", "content-length", "transfer-encoding")
+    }
+    return httpx.Response(response.status_code, headers=headers, content=body)

@@ -4,13 +4,18 @@ from __future__ import annotations
 
 import dataclasses
 import ipaddress
+import re
 import urllib.parse
 from typing import Any, Literal, TypedDict
+
+import httpx
 
 from .errors import ConfigError
 
 DEFAULT_HOST = "http://127.0.0.1:11434"
 DEFAULT_PORT = 11434
+# Letters (any script: IDNA), digits, dots, hyphens, underscores; or an IPv6 literal.
+_HOSTNAME = re.compile(r"[\w.-]+|[0-9A-Fa-f:.%]+")
 
 Think = bool | Literal["low", "medium", "high"]
 Format = Literal["json"] | dict[str, Any]
@@ -133,16 +138,30 @@ def parse_host(host: str | None) -> str:
     host = (host or "").strip()
     if not host:
         return DEFAULT_HOST
+    shown = redact(host) if "@" in host else host
+    try:
+        url = _parse_host(host, shown)
+        httpx.URL(url)  # what the client will do with it; refuse here, with a clear message
+    except ConfigError:
+        raise
+    except Exception as exc:
+        raise ConfigError(f"host {shown!r} is not a usable URL ({exc})") from None
+    return url
+
+
+def _parse_host(host: str, shown: str) -> str:
     scheme, sep, rest = host.partition("://")
     if not sep:
         scheme, rest = "http", host
     scheme = scheme.lower()
     if scheme not in ("http", "https"):
-        raise ConfigError(f"host {host!r}: the scheme must be http or https")
+        raise ConfigError(f"host {shown!r}: the scheme must be http or https")
     default_port = DEFAULT_PORT if not sep else (443 if scheme == "https" else 80)
 
     netloc, slash, path = rest.partition("/")
-    hostname, port = _split_host_port(netloc, host)
+    hostname, port = _split_host_port(netloc, shown)
+    if not _HOSTNAME.fullmatch(hostname.strip("[]")) and hostname:
+        raise ConfigError(f"host {shown!r}: not a host name")
     if not hostname or hostname == "0.0.0.0":
         hostname = "127.0.0.1"
     elif hostname == "::":
@@ -171,10 +190,8 @@ def _split_host_port(netloc: str, original: str) -> tuple[str, int | None]:
         hostname, _, port_text = netloc.partition(":")
     if not port_text:
         return hostname, None
-    if not port_text.isdigit() or not 0 < int(port_text) < 65536:
+    if not (port_text.isascii() and port_text.isdigit()) or not 0 < int(port_text) < 65536:
         raise ConfigError(f"host {original!r}: the port must be a number from 1 to 65535")
-    if "@" in hostname or any(c in hostname for c in " ?#"):
-        raise ConfigError(f"host {original!r}: not a host name")
     return hostname, int(port_text)
 
 
@@ -184,8 +201,11 @@ def redact(url: str) -> str:
     >>> redact("http://user:secret@h:80/x")
     'http://h:80/x'
     """
-    parts = urllib.parse.urlsplit(url)
-    if parts.username is None and parts.password is None:
+    try:
+        parts = urllib.parse.urlsplit(url)
+    except ValueError:
+        return url.rpartition("@")[2] if "@" in url else url
+    if "@" not in parts.netloc:
         return url
     netloc = parts.netloc.rpartition("@")[2]
     return urllib.parse.urlunsplit(parts._replace(netloc=netloc))

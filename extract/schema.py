@@ -48,7 +48,7 @@ def _bundled_dirs() -> list[Path]:
 
 
 def _bundled_path(name: str) -> Path | None:
-    if not _BUNDLED_NAME.fullmatch(name):
+    if len(name) > 100 or not _BUNDLED_NAME.fullmatch(name):
         return None
     return next(
         (d / f"{name}.json" for d in _bundled_dirs() if (d / f"{name}.json").is_file()), None
@@ -238,10 +238,15 @@ class Schema:
         if bundled is not None:
             return cls(_checked_root(_read(bundled)), name=source)
         path = Path(source)
-        if not path.is_file():
+        try:
+            is_file = path.is_file()
+        except (OSError, ValueError):  # a name too long for the OS, or with a NUL byte
+            is_file = False
+        if not is_file:
             names = ", ".join(bundled_schemas()) or "none"
             what = "unknown schema name" if _BUNDLED_NAME.fullmatch(source) else "no schema file at"
-            raise SchemaError(f"{what} {source!r}; bundled schemas: {names}")
+            shown = source if len(source) <= 200 else source[:200] + "..."
+            raise SchemaError(f"{what} {shown!r}; bundled schemas: {names}")
         data = _checked_root(_read(path))
         title = data.get("title")
         return cls(data, name=title if isinstance(title, str) else path.stem)

@@ -260,10 +260,6 @@ def test_any_string_as_a_schema_source_loads_or_raises_schema_error(source: str)
         Schema.load(source)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="library bug: schema._bundled_path lets OSError (ENAMETOOLONG) escape for a long name",
-)
 def test_a_very_long_schema_name_is_a_schema_error() -> None:
     with pytest.raises(SchemaError):
         Schema.load("a" * 300)
@@ -290,12 +286,6 @@ def check_base_url(url: str) -> None:
     httpx.URL(url)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="library bug: _wire.parse_host raises ValueError on a port of non-ASCII digits "
-    "('h:²'), and lets ' ?#@' through when no port is given ('h?q=1' becomes "
-    "'http://h?q=1:11434', whose port is lost in the query)",
-)
 @FUZZ
 @given(HOSTS)
 @example("h:²")
@@ -308,11 +298,6 @@ def test_parse_host_returns_a_usable_url_or_raises_config_error(host: str) -> No
     check_base_url(url)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="library bug: Extractor(host=...) lets ValueError (from _wire.redact / urlsplit, "
-    "'a[b') and httpx.InvalidURL (from httpx.Client, 'ø\\x80') escape instead of ConfigError",
-)
 @FUZZ
 @given(HOSTS)
 @example("a[b")
@@ -416,11 +401,6 @@ def test_arbitrary_reply_bytes_raise_only_typed_errors(data: bytes, cuts: list[i
         generate(chunked(data, cuts))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="library bug: LineSplitter.feed only measures the unfinished tail, so a whole line "
-    "longer than max_bytes that arrives in one chunk is let through",
-)
 @FEW
 @given(st.binary(max_size=80), st.lists(st.integers(min_value=0), max_size=6))
 @example(b"x" * 20 + b"\n", [])

@@ -120,11 +120,6 @@ def test_the_prompt_that_reaches_the_server_keeps_the_document_inside(
     assert "Ignore previous instructions" in document_section(prompt)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="library bug: _prompt.build_reask pastes the previous reply between <reply> tags "
-    "without defusing a </reply> inside it",
-)
 def test_an_echoed_document_cannot_end_the_reply_section_of_a_reask(
     scripted: Callable[..., Scripted],
 ) -> None:
@@ -317,12 +312,6 @@ def test_the_api_key_is_not_in_the_commands_output(
     assert KEY not in out.read_text()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="library bug: _transport.error_for_status and ReplyReader.feed_line copy a server's "
-    "error message into ExtractError messages as is, so a server (or proxy) that echoes the "
-    "Authorization header leaks the key into errors and output files",
-)
 def test_a_server_echoing_the_key_does_not_leak_it(
     monkeypatch: pytest.MonkeyPatch, scripted: Callable[..., Scripted]
 ) -> None:
@@ -530,13 +519,6 @@ def test_an_endless_reply_is_cut_off_with_bounded_memory(stream: Stream) -> None
     assert peak[0] < 64 * MiB
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="library bug: nothing bounds a reply whose lines carry no text — the guard only sees "
-    "text, the line cap only one line, and the read timeout only gaps between bytes; expected: "
-    "a per-attempt limit (e.g. a wall-clock deadline derived from the timeout, or a cap on "
-    "bytes or lines without text) that cuts it off well within 6x the 0.5 s read timeout",
-)
 def test_an_endless_reply_without_text_is_cut_off() -> None:
     server = EndlessServer(generate=lines_of(lambda i: {"response": ""}), time_cap=3.0)
     with server.running() as url, rss_growth() as peak:
@@ -555,11 +537,6 @@ def test_an_endless_error_body_is_read_only_in_part() -> None:
     assert peak[0] < 16 * MiB
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="library bug: _transport._Base._json reads a whole /api/show (or /api/version, "
-    "/api/tags) body into memory with no size cap",
-)
 def test_an_endless_show_body_is_cut_off_with_bounded_memory() -> None:
     server = EndlessServer(show=endless_bytes, byte_cap=96 * MiB)
     with server.running() as url, rss_growth() as peak:
@@ -613,21 +590,14 @@ def deep_output_line(tmp_path: Path) -> None:
         OutputFile(path).resume()
 
 
-def _recursion_bug(where: str) -> pytest.MarkDecorator:
-    return pytest.mark.xfail(
-        strict=True,
-        reason=f"library bug: {where} catches ValueError from json.loads but not RecursionError",
-    )
-
-
 @pytest.mark.parametrize(
     "check",
     [
-        pytest.param(deep_reply_line, marks=_recursion_bug("_transport.ReplyReader.feed_line")),
-        pytest.param(deep_error_body, marks=_recursion_bug("_transport._error_message")),
-        pytest.param(deep_show_body, marks=_recursion_bug("_transport._Base._json")),
-        pytest.param(deep_input_line, marks=_recursion_bug("_records.read_jsonl")),
-        pytest.param(deep_output_line, marks=_recursion_bug("_records._parse_output_line")),
+        deep_reply_line,
+        deep_error_body,
+        deep_show_body,
+        deep_input_line,
+        deep_output_line,
     ],
     ids=["reply line", "error body", "show body", "input line", "output line"],
 )
@@ -716,12 +686,6 @@ def test_bad_lines_in_a_file_get_clear_errors_and_never_stop_the_command(
 LONE_SURROGATE = "caf\udce9 au lait"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="library bug: _extractor._check_text accepts a str with a lone surrogate, which "
-    "httpx cannot encode: UnicodeEncodeError escapes Extractor.extract and ends the whole "
-    "batch (aextract_many) and the label command",
-)
 def test_a_document_with_a_lone_surrogate_gets_a_clear_error(
     scripted: Callable[..., Scripted], tmp_path: Path
 ) -> None:
@@ -761,11 +725,6 @@ def reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not JSON")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="library bug: _decode.decode accepts NaN/Infinity (json.loads does), so the value "
-    "passes a 'number' schema and Record.to_json writes non-standard JSON to the output file",
-)
 def test_a_reply_with_nan_never_reaches_the_output_as_invalid_json(
     scripted: Callable[..., Scripted], tmp_path: Path
 ) -> None:

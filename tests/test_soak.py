@@ -29,7 +29,6 @@ from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 import httpx
-import pytest
 import tenacity
 
 from extract import (
@@ -449,11 +448,6 @@ def flaky_endpoints(failures: collections.Counter[str]) -> httpx.MockTransport:
     return httpx.MockTransport(handler)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="library bug: Extractor._start (and AsyncExtractor._start) call version() and show() "
-    "outside the tenacity retry loop, so one transient reset or 500 there fails the call at once",
-)
 def test_transient_faults_before_the_first_generate_are_retried_too() -> None:
     retry = tenacity.Retrying(
         stop=tenacity.stop_after_attempt(4),
