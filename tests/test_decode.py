@@ -151,7 +151,10 @@ def test_mutated_json_only_raises_output_errors(text: str) -> None:
 @settings(max_examples=100, deadline=None)
 @given(
     st.recursive(
-        st.none() | st.booleans() | st.floats(allow_nan=False) | st.text(max_size=20),
+        st.none()
+        | st.booleans()
+        | st.floats(allow_nan=False, allow_infinity=False)
+        | st.text(max_size=20),
         lambda inner: (
             st.lists(inner, max_size=5) | st.dictionaries(st.text(max_size=5), inner, max_size=5)
         ),
@@ -160,3 +163,11 @@ def test_mutated_json_only_raises_output_errors(text: str) -> None:
 )
 def test_valid_json_round_trips_strictly(value: Any) -> None:
     assert decode_with_stage(json.dumps(value)) == (value, "strict")
+
+
+@pytest.mark.parametrize(
+    "text", ["NaN", '{"x": Infinity}', "[-Infinity]", '```json\n{"x": NaN}\n```']
+)
+def test_non_finite_numbers_are_not_json(text: str) -> None:
+    with pytest.raises(InvalidJSON):
+        decode(text)
