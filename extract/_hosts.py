@@ -57,11 +57,11 @@ class Window:
     >>> w = Window(start=1, ceiling=4)
     >>> for now in range(6):  # replies that took as long as the server computed: no queue
     ...     w.on_reply(0.1, now, saturated=True, service=0.1)
-    >>> w.size
-    3
+    >>> w.size  # slow start: one more slot per reply until the first cut
+    4
     >>> w.on_busy(now=10.0)
     >>> w.size
-    1
+    2
     """
 
     def __init__(self, start: int, ceiling: int) -> None:
@@ -71,6 +71,9 @@ class Window:
         self.stretch: float | None = None
         self._low: float | None = None
         self._cut_at = -math.inf
+        # Until the first sign of queueing, grow by one per reply (doubling per round trip):
+        # a batch of thousands should not spend its first minute probing one slot at a time.
+        self._slow_start = True
 
     @property
     def size(self) -> int:
@@ -89,7 +92,10 @@ class Window:
             self._cut(LATENCY_CUT, now)
         elif self.stretch < GROW_BELOW and saturated:
             # Additive increase: about one more slot per window's worth of replies.
-            self.limit = min(float(self.ceiling), self.limit + 1.0 / self.limit)
+            step = 1.0 if self._slow_start else 1.0 / self.limit
+            self.limit = min(float(self.ceiling), self.limit + step)
+        elif self.stretch >= GROW_BELOW:
+            self._slow_start = False
 
     def _over_low(self, seconds: float) -> float:
         if self._low is None or seconds < self._low:
@@ -106,6 +112,7 @@ class Window:
         """Back to one request, to probe a host that was set aside."""
         self.limit = 1.0
         self.latency = self.stretch = self._low = None
+        self._slow_start = True
 
     def _cut(self, factor: float, now: float) -> None:
         # One cut per round trip: replies to requests sent before the cut say nothing new.
@@ -113,6 +120,7 @@ class Window:
             return
         self.limit = max(1.0, self.limit * factor)
         self._cut_at = now
+        self._slow_start = False
 
 
 def _smooth(average: float | None, sample: float) -> float:

@@ -37,14 +37,16 @@ def grow(window: Window, replies: int, seconds: float = 0.1, start: float = 0.0)
         window.on_reply(seconds, start + i, saturated=True)
 
 
-def test_window_grows_additively_while_latency_is_flat() -> None:
-    window = Window(start=1, ceiling=8)
-    grow(window, 1)
-    assert window.size == 2
-    grow(window, 3, start=1)
-    assert window.size == 3  # about one more slot per window's worth of replies
-    grow(window, 100, start=3)
-    assert window.size == 8  # never above the ceiling
+def test_window_slow_starts_then_grows_additively() -> None:
+    window = Window(start=1, ceiling=32)
+    grow(window, 3)
+    assert window.size == 4  # slow start: one more slot per reply while latency is flat
+    window.on_reply(0.4, 3.0, saturated=True)  # queueing shows: slow start ends, no growth
+    assert window.size == 4
+    grow(window, 30, start=4)
+    assert 4 < window.size < 12  # then about one more slot per window's worth of replies
+    grow(window, 1000, start=40)
+    assert window.size == 32  # never above the ceiling
 
 
 def test_window_does_not_grow_when_it_was_not_full() -> None:
