@@ -45,7 +45,7 @@ class GenerateRequest(TypedDict, total=False):
 
 GENERATE_FIELDS = frozenset(GenerateRequest.__annotations__)
 
-_METRIC_FIELDS = (
+METRIC_FIELDS = (
     "total_duration",
     "load_duration",
     "prompt_eval_count",
@@ -84,19 +84,19 @@ class Metrics:
     @classmethod
     def from_wire(cls, line: dict[str, Any]) -> Metrics:
         """Read the metrics of a final reply line, ignoring absent or non-integer values."""
-        values = {k: line[k] for k in _METRIC_FIELDS if type(line.get(k)) is int}
+        values = {k: line[k] for k in METRIC_FIELDS if type(line.get(k)) is int}
         return cls(**values)
 
     def __add__(self, other: Metrics) -> Metrics:
         def add(a: int | None, b: int | None) -> int | None:
             return None if a is None and b is None else (a or 0) + (b or 0)
 
-        return Metrics(*(add(getattr(self, f), getattr(other, f)) for f in _METRIC_FIELDS))
+        return Metrics(*(add(getattr(self, f), getattr(other, f)) for f in METRIC_FIELDS))
 
     def to_dict(self) -> dict[str, Any]:
         """The present counters plus ``tokens_per_second``, for JSON output."""
         out: dict[str, Any] = {
-            f: getattr(self, f) for f in _METRIC_FIELDS if getattr(self, f) is not None
+            f: getattr(self, f) for f in METRIC_FIELDS if getattr(self, f) is not None
         }
         if (tps := self.tokens_per_second) is not None:
             out["tokens_per_second"] = round(tps, 2)

@@ -20,15 +20,6 @@ Format = Literal["json"] | dict[str, Any] | None
 DEFAULT_VERSION = "0.33.0"
 BUSY_MESSAGE = "server busy, please try again.  maximum pending requests exceeded"
 
-METRIC_FIELDS = (
-    "total_duration",
-    "load_duration",
-    "prompt_eval_count",
-    "prompt_eval_duration",
-    "eval_count",
-    "eval_duration",
-)
-
 
 class Fault(Exception):
     """A request the server answers with an error: ``status`` and Ollama's ``message``."""
@@ -85,8 +76,8 @@ def _with_tag(name: str) -> str:
 class Final:
     """The done line: why generation ended, text carried on it, and its counters.
 
-    ``metrics`` holds any of :data:`METRIC_FIELDS` (nanoseconds and token counts); zero or
-    absent values are left off the wire, as Ollama does.
+    ``metrics`` holds any of :data:`extract._wire.METRIC_FIELDS` (nanoseconds and token
+    counts); zero or absent values are left off the wire, as Ollama does.
     """
 
     done_reason: str = "stop"

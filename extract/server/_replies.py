@@ -8,7 +8,8 @@ import uuid
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from ._engine import METRIC_FIELDS, Api, Final, Job, ModelEntry
+from .._wire import METRIC_FIELDS
+from ._engine import Api, Final, Job, ModelEntry
 
 NDJSON = "application/x-ndjson"
 EVENT_STREAM = "text/event-stream"
