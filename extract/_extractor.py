@@ -195,7 +195,7 @@ class _Common:
 
     def _finish(self, call: _Call, version: str, capabilities: list[str] | None) -> AttemptFlow:
         """Apply what the server said (version, model capabilities) and start the flow."""
-        request = dict(call.request)
+        request = call.request.copy()
         fmt = choose_format(call.format_mode, call.schema, version)
         if fmt is not None:
             request["format"] = fmt
@@ -214,7 +214,7 @@ class _Common:
             )
         return AttemptFlow(
             schema=call.schema,
-            request=request,  # type: ignore[arg-type]
+            request=request,
             max_attempts=call.max_attempts,
             host=self.settings.host,
         )
