@@ -211,7 +211,13 @@ def _timing(outcome: Extraction[Any] | ExtractError, started: float) -> tuple[fl
     if not attempts or any(a.transport_retries for a in attempts):
         return None, None
     calls = len(attempts)
-    seconds = (asyncio.get_running_loop().time() - started) / calls
+    # The server's own total (it includes waiting for a slot, i.e. queueing) when it reports
+    # one: the client's wall clock would also count this process's CPU starvation as queueing.
+    totals = [a.metrics.total_duration or 0 for a in attempts]
+    if all(totals):
+        seconds = sum(totals) / 1e9 / calls
+    else:
+        seconds = (asyncio.get_running_loop().time() - started) / calls
     computed = [
         (a.metrics.prompt_eval_duration or 0) + (a.metrics.eval_duration or 0) for a in attempts
     ]
