@@ -257,23 +257,28 @@ class Schema:
         Raises SchemaMismatch with the single most useful error and its JSON path
         (e.g. ``$.items[2].price``), from the JSON Schema first, then from the Pydantic model.
         """
+        if self.model is None:
+            self._check_json_schema(value)
+            return value
+        try:
+            # JSON mode: the value came from JSON, so e.g. dates arrive as strings. The model is
+            # the fast check (and the authority); the JSON Schema explains a failure best.
+            return self.model.model_validate_json(json.dumps(value))
+        except (TypeError, ValueError) as exc:
+            self._check_json_schema(value)
+            if not isinstance(exc, pydantic.ValidationError) or not exc.errors():
+                raise SchemaMismatch(_short(f"not a JSON value: {exc}")) from None
+            first = exc.errors(include_url=False)[0]
+            loc = tuple(p for p in first["loc"] if isinstance(p, str | int))
+            raise SchemaMismatch(_short(first["msg"]), path=json_path(loc)) from None
+
+    def _check_json_schema(self, value: Any) -> None:
         try:
             error = best_match(self._validator.iter_errors(value))
         except RecursionError:
             raise SchemaMismatch("the value is nested too deeply to validate") from None
         if error is not None:
             raise SchemaMismatch(_short(error.message), path=json_path(tuple(error.absolute_path)))
-        if self.model is None:
-            return value
-        try:
-            # JSON mode: the value came from JSON, so e.g. dates arrive as strings.
-            return self.model.model_validate_json(json.dumps(value))
-        except (TypeError, ValueError) as exc:
-            if not isinstance(exc, pydantic.ValidationError) or not exc.errors():
-                raise SchemaMismatch(_short(f"not a JSON value: {exc}")) from None
-            first = exc.errors(include_url=False)[0]
-            loc = tuple(p for p in first["loc"] if isinstance(p, str | int))
-            raise SchemaMismatch(_short(first["msg"]), path=json_path(loc)) from None
 
     def render(self, style: Style = "shape") -> str:
         """The schema as shown to the model: ``"shape"`` (an example of the output, the
