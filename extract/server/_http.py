@@ -11,6 +11,7 @@ import json
 import logging
 import socket
 import socketserver
+import sys
 import threading
 import urllib.parse
 from collections.abc import Callable, Generator
@@ -49,6 +50,12 @@ class _Server(ThreadingHTTPServer):
         # seconds on machines without a resolver; the name is never used here.
         socketserver.TCPServer.server_bind(self)
         self.server_name, self.server_port = str(self.server_address[0]), self.server_address[1]
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        # A client that hung up (a reset keep-alive connection, a cut-off stream) is routine.
+        if isinstance(sys.exc_info()[1], ConnectionError):
+            return
+        super().handle_error(request, client_address)
 
     def track(self, connection: socket.socket) -> None:
         with self._lock:
