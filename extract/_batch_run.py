@@ -14,7 +14,7 @@ from typing import Any
 import tenacity
 
 from ._cache import Cache
-from ._extractor import AsyncExtractor, CallOptions
+from ._extractor import AsyncExtractor, CallOptions, check_text
 from ._hosts import HostPool
 from ._records import Document, Record, to_document
 from ._result import Extraction, total_usage
@@ -153,9 +153,14 @@ class BatchRun:
         if doc.error is not None:
             return _failed(doc, doc.error)
         text = doc.text or ""
+        key = ""
         try:
-            # Also checks the text (an empty one is an InputError) before a host is taken.
-            key = self.keys.cache_key(text, self.schema, **self.options)
+            # The text is checked (an empty one is an InputError) before a host is taken. The
+            # key costs a whole prompt build, so it is made only when there is a cache to ask.
+            if self.cache is None:
+                check_text(text)
+            else:
+                key = self.keys.cache_key(text, self.schema, **self.options)
         except ExtractError as exc:
             return _failed(doc, exc)
         if self.cache is not None and (hit := self._cached(key)) is not None:

@@ -156,7 +156,7 @@ class _Common:
         options = _check_options(merged)
         options.setdefault("num_predict", DEFAULT_NUM_PREDICT)
         loaded = Schema.load(schema)
-        prompt = build_prompt(_check_text(text), loaded, instructions=opts.get("instructions"))
+        prompt = build_prompt(check_text(text), loaded, instructions=opts.get("instructions"))
         request: GenerateRequest = {
             "model": self.model,
             "prompt": prompt,
@@ -260,7 +260,8 @@ def _retrying(retry: Retry, *, is_async: bool) -> tenacity.BaseRetrying:
     )
 
 
-def _check_text(text: object) -> str:
+def check_text(text: object) -> str:
+    """The document as str (UTF-8 bytes are decoded); InputError when it cannot be sent."""
     if isinstance(text, bytes):
         try:
             text = text.decode("utf-8")
