@@ -23,6 +23,12 @@ DEFAULT_MAX_ATTEMPTS = 3
 DEFAULT_TRANSPORT_ATTEMPTS = 4
 # Extraction replies are short; an uncapped JSON-mode generation can run for minutes.
 DEFAULT_NUM_PREDICT = 1024
+# Streaming lets the guards cut a runaway reply short, at a client cost per token. It is worth
+# it while a whole num_predict budget takes the server at least this long to generate; a server
+# faster than that is sent `stream: false` and its one body is guarded as a whole.
+STREAM_WORTH_SECONDS = 1.0
+# Fewer generated tokens than this time the server too coarsely to judge its speed.
+MIN_TIMED_TOKENS = 8
 
 TimeoutArg = float | tuple[float, float] | httpx.Timeout | None
 

@@ -29,6 +29,8 @@ from ._config import (
     DEFAULT_MAX_ATTEMPTS,
     DEFAULT_NUM_PREDICT,
     DEFAULT_TRANSPORT_ATTEMPTS,
+    MIN_TIMED_TOKENS,
+    STREAM_WORTH_SECONDS,
     Settings,
     TimeoutArg,
     resolve_model,
@@ -109,6 +111,7 @@ class CallOptions(TypedDict, total=False):
     raw: bool | None
     context: Sequence[int] | None
     truncate: bool | None
+    stream: bool | None
     timeout: TimeoutArg
 
 
@@ -123,6 +126,7 @@ class _Call:
     has_images: bool
     max_attempts: int
     retry: Retry
+    stream: bool | None
     timeout: httpx.Timeout | None
 
 
@@ -146,6 +150,8 @@ class _Common:
         _retrying(options.get("retry", DEFAULT_TRANSPORT_ATTEMPTS), is_async=self._is_async)
         self._versions: dict[str, str] = {}
         self._capabilities: dict[str, list[str] | None] = {}
+        # Seconds the server took per generated token in its latest timed reply.
+        self._token_seconds: float | None = None
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(model={self.model!r}, host={self.settings.host!r})"
@@ -160,7 +166,6 @@ class _Common:
         request: GenerateRequest = {
             "model": self.model,
             "prompt": prompt,
-            "stream": True,
             "options": options,
         }
         if (system := opts.get("system")) is not None:
@@ -182,6 +187,9 @@ class _Common:
         if request.get("raw") and any(k in request for k in ("system", "template", "context")):
             raise ConfigError("raw=True cannot be combined with system, template or context")
         timeout = overrides.get("timeout")
+        stream = opts.get("stream")
+        if stream is not None and not isinstance(stream, bool):
+            raise ConfigError(f"stream={stream!r}: use True, False or None (decide by speed)")
         return _Call(
             schema=loaded,
             request=request,
@@ -190,6 +198,7 @@ class _Common:
             has_images="images" in request,
             max_attempts=opts.get("max_attempts", DEFAULT_MAX_ATTEMPTS),
             retry=opts.get("retry", DEFAULT_TRANSPORT_ATTEMPTS),
+            stream=stream,
             timeout=resolve_timeout(timeout) if timeout is not None else None,
         )
 
@@ -233,6 +242,25 @@ class _Common:
         }
         blob = json.dumps(material, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
         return hashlib.sha256(blob.encode("utf-8", "surrogatepass")).hexdigest()
+
+    def _streams(self, call: _Call, *, partials: bool) -> bool:
+        """Whether to stream this attempt: always for partials or when told; otherwise only
+        while a runaway reply could cost the server ``STREAM_WORTH_SECONDS`` or more."""
+        if partials and call.stream is False:
+            raise ConfigError("stream=False gives no partial values; call extract() instead")
+        if partials or call.stream is not None:
+            return partials or bool(call.stream)
+        budget = call.request.get("options", {}).get("num_predict")
+        if self._token_seconds is None or not isinstance(budget, int) or budget < 0:
+            return True
+        return budget * self._token_seconds >= STREAM_WORTH_SECONDS
+
+    def _timed(self, reply: GenerateResult | OutputError) -> None:
+        """Learn the server's speed from a reply's counters."""
+        if isinstance(reply, GenerateResult):
+            tokens, nanos = reply.metrics.eval_count, reply.metrics.eval_duration
+            if tokens and nanos and tokens >= MIN_TIMED_TOKENS:
+                self._token_seconds = nanos / tokens / 1e9
 
     def _needs_info(self) -> tuple[bool, bool]:
         return self.settings.host not in self._versions, self.model not in self._capabilities
@@ -400,6 +428,7 @@ class Extractor(_Common):
         flow = self._start(call)
         while True:
             request = flow.request()
+            request["stream"] = self._streams(call, partials=partials)
             reply: GenerateResult | OutputError | None = None
             for attempt in cast(tenacity.Retrying, _retrying(call.retry, is_async=False)):
                 with attempt:
@@ -419,6 +448,7 @@ class Extractor(_Common):
                         items.close()
             retries = attempt.retry_state.attempt_number - 1
             assert reply is not None
+            self._timed(reply)
             if (done := flow.record(reply, transport_retries=retries)) is not None:
                 yield done
                 return
@@ -513,6 +543,7 @@ class AsyncExtractor(_Common):
         flow = await self._start(call)
         while True:
             request = flow.request()
+            request["stream"] = self._streams(call, partials=partials)
             reply: GenerateResult | OutputError | None = None
             async for attempt in cast(tenacity.AsyncRetrying, _retrying(call.retry, is_async=True)):
                 with attempt:
@@ -532,6 +563,7 @@ class AsyncExtractor(_Common):
                         await items.aclose()
             retries = attempt.retry_state.attempt_number - 1
             assert reply is not None
+            self._timed(reply)
             if (done := flow.record(reply, transport_retries=retries)) is not None:
                 yield done
                 return

@@ -366,7 +366,9 @@ async def _run(config: SoakConfig, urls: list[str], plan: FaultPlan, figures: Fi
     )
     warm_up, sample_every = max(1, config.docs // 5), max(1, config.docs // 10)
     baseline = 0
-    async with AsyncExtractor("tiny", host=urls[0]) as extractor:
+    # The faults are stream faults: keep every request streamed, as against a real model, even
+    # though the scripted server is fast enough to be sent `stream: false`.
+    async with AsyncExtractor("tiny", host=urls[0], stream=True) as extractor:
         records = aextract_many(
             extractor,
             documents(config.docs),
