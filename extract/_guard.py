@@ -6,7 +6,9 @@ Fed the reply's text deltas as they arrive, :class:`StreamGuard` raises RunawayO
   grammar allows unbounded whitespace, and small models fill ``num_predict`` with it);
 - more than ``max_chars`` characters in total;
 - a token loop: the same unit of 1 to ``max_unit`` characters repeated back to back more than
-  ``max_repeats`` times (units made only of whitespace are left to the whitespace rule).
+  ``max_repeats`` times and over more than ``max_loop_chars`` characters, so a looping name
+  is stopped as soon as a looping letter, and a line of 100 dashes is not a loop (units made
+  only of whitespace are left to the whitespace rule).
 
 Every check is exact and incremental: the verdict depends on the text alone, never on how it
 was split into deltas, and each ``feed`` costs time in proportion to its delta, not to the text
@@ -26,12 +28,12 @@ _STRING_STOP = re.compile(r'["\\]')  # the characters that can end a string or e
 class StreamGuard:
     """Watches one reply as it streams; see the module docstring for the rules.
 
-    >>> guard = StreamGuard(max_repeats=3)
+    >>> guard = StreamGuard(max_repeats=3, max_loop_chars=1)
     >>> guard.feed('{"a": "ab')
     >>> guard.feed("ababab")
     Traceback (most recent call last):
     ...
-    extract.errors.RunawayOutput: the reply repeats 'ab' more than 3 times in a row
+    extract.errors.RunawayOutput: the reply repeats 'ab' 4 times in a row
     """
 
     def __init__(
@@ -39,7 +41,8 @@ class StreamGuard:
         *,
         max_chars: int = 32_000,
         max_whitespace_run: int = 200,
-        max_repeats: int = 40,
+        max_repeats: int = 8,
+        max_loop_chars: int = 120,
         max_unit: int = 20,
     ) -> None:
         """Raises ConfigError when a limit is not a positive integer."""
@@ -47,6 +50,7 @@ class StreamGuard:
             ("max_chars", max_chars),
             ("max_whitespace_run", max_whitespace_run),
             ("max_repeats", max_repeats),
+            ("max_loop_chars", max_loop_chars),
             ("max_unit", max_unit),
         ):
             if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
@@ -54,7 +58,10 @@ class StreamGuard:
         self.max_chars = max_chars
         self.max_whitespace_run = max_whitespace_run
         self.max_repeats = max_repeats
+        self.max_loop_chars = max_loop_chars
         self.max_unit = max_unit
+        # For each unit length p, how long a run of text[i] == text[i - p] makes a loop.
+        self._need = [0] + [max(max_repeats * p, max_loop_chars) for p in range(1, max_unit + 1)]
         self._long_whitespace = re.compile(f"[{JSON_WHITESPACE}]{{{max_whitespace_run + 1},}}")
         self._chunks: list[str] = []  # joined lazily: most replies are never read back whole
         self._joined = ""
@@ -66,9 +73,9 @@ class StreamGuard:
         self._blank_run = 0
         # Repetition rule: the tail a loop that reaches into new text can start in, and for
         # each unit length the next global offset to sample (see _check_loops).
-        self._keep = max_repeats * max_unit + max_unit
+        self._keep = max(self._need) + max_unit
         self._recent = ""
-        self._due = [max_repeats * p for p in range(1, max_unit + 1)]
+        self._due = self._need[1:]
         self._next_sample = min(self._due)
 
     @property
@@ -140,9 +147,9 @@ class StreamGuard:
         )
 
     def _check_loops(self, delta: str) -> None:
-        """Find a unit of ``p`` characters repeated more than ``max_repeats`` times.
+        """Find a unit of ``p`` characters repeated back to back into a loop.
 
-        Such a loop is a run of at least ``max_repeats * p`` positions ``i`` where
+        Such a loop is a run of at least ``_need[p]`` positions ``i`` where
         ``text[i] == text[i - p]``. A run that long contains a multiple of its length, so
         checking those sample positions finds every run inside this delta; a run crossing
         into it is found from the delta's first position.
@@ -162,7 +169,7 @@ class StreamGuard:
             for p, due in enumerate(self._due, start=1):
                 if due >= self._size:
                     continue
-                need = self.max_repeats * p
+                need = self._need[p]
                 for sample in range(max(due, base + p), self._size, need):
                     if buf[sample - base] == buf[sample - base - p]:
                         self._measure(buf, sample - base, p)
@@ -175,7 +182,7 @@ class StreamGuard:
         unit = buf[i - p : i]
         if not unit.strip(JSON_WHITESPACE):
             return  # a periodic run of whitespace: the whitespace rule's business
-        need = self.max_repeats * p
+        need = self._need[p]
         room = len(buf) - i
         # The run cannot reach past the buffer, so it needs this much before i: check that in
         # one comparison before measuring anything.
@@ -186,7 +193,7 @@ class StreamGuard:
         left = _common_run(buf, i, i - p, min(need - right, i - p), forward=False)
         if left + right >= need:
             shown = unit if len(unit) <= 20 else unit[:19] + "…"
-            self._fail(f"the reply repeats {shown!r} more than {self.max_repeats} times in a row")
+            self._fail(f"the reply repeats {shown!r} {need // p + 1} times in a row")
 
 
 def _common_run(buf: str, a: int, b: int, limit: int, *, forward: bool) -> int:

@@ -22,7 +22,9 @@ def feed_all(guard: StreamGuard, chunks: list[str]) -> RunawayOutput | None:
     return None
 
 
-def reference_verdict(text: str, *, max_chars: int, max_ws: int, repeats: int, unit: int) -> bool:
+def reference_verdict(
+    text: str, *, max_chars: int, max_ws: int, repeats: int, unit: int, loop_chars: int
+) -> bool:
     """The rules, written the slow and obvious way over the whole text."""
     if len(text) > max_chars:
         return True
@@ -48,7 +50,9 @@ def reference_verdict(text: str, *, max_chars: int, max_ws: int, repeats: int, u
         equal = 0
         for i in range(p, len(text)):
             equal = equal + 1 if text[i] == text[i - p] else 0
-            if equal >= repeats * p and text[i - p + 1 : i + 1].strip(JSON_WHITESPACE):
+            if equal >= max(repeats * p, loop_chars) and text[i - p + 1 : i + 1].strip(
+                JSON_WHITESPACE
+            ):
                 return True
     return False
 
@@ -103,19 +107,34 @@ def test_token_loop_is_runaway() -> None:
 
 
 def test_repeats_up_to_the_limit_pass() -> None:
-    guard = StreamGuard(max_repeats=4)
+    guard = StreamGuard(max_repeats=4, max_loop_chars=1)
     assert feed_all(guard, ["ab" * 4, "c"]) is None
-    assert feed_all(StreamGuard(max_repeats=4), ["ab" * 5]) is not None
+    assert feed_all(StreamGuard(max_repeats=4, max_loop_chars=1), ["ab" * 5]) is not None
+
+
+def test_a_loop_of_a_long_unit_is_cut_as_soon_as_a_short_one() -> None:
+    # A small model looping on a name: caught within about 120 characters, not 40 repeats.
+    error = feed_all(StreamGuard(), ['{"name": "', *["PriyaRaman/"] * 40])
+    assert error is not None
+    assert len(error.raw) < 180
+    assert "'PriyaRaman/'" in error.message
+
+
+def test_a_line_of_dashes_is_not_a_loop() -> None:
+    assert feed_all(StreamGuard(), ['{"note": "', "-" * 100, '"}']) is None
+    assert feed_all(StreamGuard(), ['{"note": "', "-" * 130, '"}']) is not None
 
 
 def test_whitespace_only_units_are_left_to_the_whitespace_rule() -> None:
-    guard = StreamGuard(max_repeats=3, max_whitespace_run=100)
+    guard = StreamGuard(max_repeats=3, max_whitespace_run=100, max_loop_chars=1)
     assert feed_all(guard, ["{", " \n" * 40, '"a": 1}']) is None
 
 
 def test_units_longer_than_max_unit_are_not_loops() -> None:
-    assert feed_all(StreamGuard(max_repeats=2, max_unit=3), ["abcd" * 5]) is None
-    assert feed_all(StreamGuard(max_repeats=2, max_unit=4), ["abcd" * 5]) is not None
+    assert feed_all(StreamGuard(max_repeats=2, max_unit=3, max_loop_chars=1), ["abcd" * 5]) is None
+    assert (
+        feed_all(StreamGuard(max_repeats=2, max_unit=4, max_loop_chars=1), ["abcd" * 5]) is not None
+    )
 
 
 def test_a_failed_guard_keeps_failing() -> None:
@@ -137,7 +156,13 @@ def test_empty_deltas_are_ignored() -> None:
 
 @pytest.mark.parametrize(
     "limits",
-    [{"max_chars": 0}, {"max_whitespace_run": -1}, {"max_repeats": 0}, {"max_unit": True}],
+    [
+        {"max_chars": 0},
+        {"max_whitespace_run": -1},
+        {"max_repeats": 0},
+        {"max_loop_chars": 0},
+        {"max_unit": True},
+    ],
 )
 def test_limits_must_be_positive_integers(limits: dict[str, int]) -> None:
     with pytest.raises(ConfigError):
@@ -167,6 +192,7 @@ def _cases(draw: st.DrawFn) -> tuple[str, list[str], dict[str, int]]:
         "max_chars": draw(st.integers(20, 100)),
         "max_whitespace_run": draw(st.integers(1, 6)),
         "max_repeats": draw(st.integers(1, 6)),
+        "max_loop_chars": draw(st.integers(1, 12)),
         "max_unit": draw(st.integers(1, 4)),
     }
     cuts = draw(st.lists(st.integers(0, len(text)), max_size=12))
@@ -185,6 +211,7 @@ def test_verdict_matches_the_reference_whatever_the_chunking(
         max_ws=limits["max_whitespace_run"],
         repeats=limits["max_repeats"],
         unit=limits["max_unit"],
+        loop_chars=limits["max_loop_chars"],
     )
     whole = feed_all(StreamGuard(**limits), [text])
     chunked = feed_all(StreamGuard(**limits), chunks)
@@ -199,6 +226,8 @@ def test_default_limits_agree_on_long_periodic_text(data: st.DataObject) -> None
     times = data.draw(st.integers(1, 60))
     text = data.draw(st.text(alphabet="xyz", max_size=5)) + unit * times
     cuts = data.draw(st.lists(st.integers(0, len(text)), max_size=30))
-    expected = reference_verdict(text, max_chars=32_000, max_ws=200, repeats=40, unit=20)
+    expected = reference_verdict(
+        text, max_chars=32_000, max_ws=200, repeats=8, unit=20, loop_chars=120
+    )
     assert (feed_all(StreamGuard(), [text]) is not None) == expected
     assert (feed_all(StreamGuard(), split_at(text, cuts)) is not None) == expected
