@@ -7,6 +7,7 @@ flow — lives in ``_Common`` and ``_flow``; the two classes differ only where t
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import json
 from collections.abc import (
@@ -279,9 +280,15 @@ def _retrying(retry: Retry, *, is_async: bool) -> tenacity.BaseRetrying:
         return retry.copy()
     if isinstance(retry, bool) or not isinstance(retry, int) or retry < 1:
         raise ConfigError(f"retry={retry!r}: give a number of tries (≥ 1) or a tenacity Retrying")
+    # A Retrying holds the state of one loop, so each call gets a copy of the shared policy.
+    return _policy(retry, is_async).copy()
+
+
+@functools.lru_cache(maxsize=16)
+def _policy(tries: int, is_async: bool) -> tenacity.BaseRetrying:
     cls = tenacity.AsyncRetrying if is_async else tenacity.Retrying
     return cls(
-        stop=tenacity.stop_after_attempt(retry),
+        stop=tenacity.stop_after_attempt(tries),
         wait=tenacity.wait_exponential(multiplier=0.5, max=20) + tenacity.wait_random(0, 0.5),
         retry=tenacity.retry_if_exception_type(TransportError),
         reraise=True,

@@ -7,6 +7,7 @@ whether to re-ask, and ends with an ``Extraction`` or raises ``ExtractionFailed`
 
 from __future__ import annotations
 
+import functools
 import re
 from typing import Any
 
@@ -154,6 +155,7 @@ def choose_format(mode: str | None, schema: Schema, server_version: str | None) 
     raise ConfigError(f"format={mode!r}: use 'auto', 'json', 'schema' or None")
 
 
+@functools.lru_cache(maxsize=64)
 def supports_schema_format(version: str | None) -> bool:
     """Whether a server version takes a JSON Schema as ``format`` (Ollama 0.5.0+).
 

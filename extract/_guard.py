@@ -17,6 +17,7 @@ so far.
 
 from __future__ import annotations
 
+import functools
 import re
 
 from .errors import ConfigError, RunawayOutput
@@ -46,23 +47,22 @@ class StreamGuard:
         max_unit: int = 20,
     ) -> None:
         """Raises ConfigError when a limit is not a positive integer."""
-        for name, limit in (
-            ("max_chars", max_chars),
-            ("max_whitespace_run", max_whitespace_run),
-            ("max_repeats", max_repeats),
-            ("max_loop_chars", max_loop_chars),
-            ("max_unit", max_unit),
-        ):
-            if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
-                raise ConfigError(f"{name} must be a positive integer, not {limit!r}")
+        _check_limits(
+            max_chars=max_chars,
+            max_whitespace_run=max_whitespace_run,
+            max_repeats=max_repeats,
+            max_loop_chars=max_loop_chars,
+            max_unit=max_unit,
+        )
         self.max_chars = max_chars
         self.max_whitespace_run = max_whitespace_run
         self.max_repeats = max_repeats
         self.max_loop_chars = max_loop_chars
         self.max_unit = max_unit
-        # For each unit length p, how long a run of text[i] == text[i - p] makes a loop.
-        self._need = [0] + [max(max_repeats * p, max_loop_chars) for p in range(1, max_unit + 1)]
-        self._long_whitespace = re.compile(f"[{JSON_WHITESPACE}]{{{max_whitespace_run + 1},}}")
+        # A guard per attempt: what depends on the limits alone is worked out once for them.
+        self._long_whitespace, self._need = _rules(
+            max_whitespace_run, max_repeats, max_loop_chars, max_unit
+        )
         self._chunks: list[str] = []  # joined lazily: most replies are never read back whole
         self._joined = ""
         self._size = 0
@@ -75,7 +75,7 @@ class StreamGuard:
         # each unit length the next global offset to sample (see _check_loops).
         self._keep = max(self._need) + max_unit
         self._recent = ""
-        self._due = self._need[1:]
+        self._due = list(self._need[1:])
         self._next_sample = min(self._due)
 
     @property
@@ -194,6 +194,23 @@ class StreamGuard:
         if left + right >= need:
             shown = unit if len(unit) <= 20 else unit[:19] + "…"
             self._fail(f"the reply repeats {shown!r} {need // p + 1} times in a row")
+
+
+def _check_limits(**limits: int) -> None:
+    for name, limit in limits.items():
+        if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
+            raise ConfigError(f"{name} must be a positive integer, not {limit!r}")
+
+
+@functools.lru_cache(maxsize=16)
+def _rules(
+    max_whitespace_run: int, max_repeats: int, max_loop_chars: int, max_unit: int
+) -> tuple[re.Pattern[str], tuple[int, ...]]:
+    """The whitespace-run pattern, and for each unit length p (index p; 0 unused) how long a
+    run of ``text[i] == text[i - p]`` makes a loop."""
+    whitespace = re.compile(f"[{JSON_WHITESPACE}]{{{max_whitespace_run + 1},}}")
+    need = (0, *(max(max_repeats * p, max_loop_chars) for p in range(1, max_unit + 1)))
+    return whitespace, need
 
 
 def _common_run(buf: str, a: int, b: int, limit: int, *, forward: bool) -> int:
