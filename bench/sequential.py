@@ -3,7 +3,9 @@
 Three clients take turns on the same server, round after round, each doing the same calls:
 
 - extract: ``Extractor.extract(text, schema=Person)`` (format auto: the schema goes as
-  ``format``, the reply streams through the guards, is decoded and validated);
+  ``format``; the reply passes the guards, is decoded and validated; once the first reply
+  shows the server generating far faster than a second per ``num_predict`` budget, extract
+  asks for one body instead of a stream, as the floor does);
 - the floor: the official ``ollama`` client's ``generate`` with the schema as ``format`` and
   ``Person.model_validate_json`` on the reply — no prompt building, no retry, no streaming;
 - instructor in JSON mode over the server's OpenAI-compatible route.

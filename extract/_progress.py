@@ -65,7 +65,8 @@ class Tally:
         ]
         if self.resumed:
             lines.append(
-                f"already in the output: {self.resumed} records ({self.resumed_failed} failed)"
+                f"already in the output: {self.resumed} records ({self.resumed_failed} failed"
+                + ("; --retry-failed labels them again)" if self.resumed_failed else ")")
             )
         return "\n".join(lines)
 

@@ -231,11 +231,14 @@ class OutputFile:
         self._file: IO[bytes] | None = None
         self._synced = time.monotonic()
 
-    def resume(self) -> tuple[collections.Counter[str], int]:
+    def resume(self, *, retry_failed: bool = False) -> tuple[collections.Counter[str], int]:
         """The ids already written (with counts) and how many of those records failed.
 
-        Creates the file when it does not exist, so a run over no records still leaves one.
-        Raises ConfigError when a line other than the last is not an output record.
+        With ``retry_failed``, failed records are first removed from the file (rewritten to a
+        temporary file, then renamed over it, so a crash leaves the old file or the new one),
+        and their ids count as not done. Creates the file when it does not exist, so a run over
+        no records still leaves one. Raises ConfigError when a line other than the last is not
+        an output record.
         """
         done: collections.Counter[str] = collections.Counter()
         failed = 0
@@ -256,7 +259,23 @@ class OutputFile:
                 failed += record.get("ok") is not True
                 good_end += len(line)
         self._repair(good_end)
+        if retry_failed and failed:
+            return self._drop_failed(), 0
         return done, failed
+
+    def _drop_failed(self) -> collections.Counter[str]:
+        done: collections.Counter[str] = collections.Counter()
+        temporary = self.path.with_name(f".{self.path.name}.retry")
+        with open(self.path, "rb") as source, open(temporary, "wb") as kept:
+            for line in source:
+                record = _parse_output_line(line)
+                if record is not None and record.get("ok") is True:
+                    kept.write(line)
+                    done[id_key(record["id"])] += 1
+            kept.flush()
+            os.fsync(kept.fileno())
+        os.replace(temporary, self.path)
+        return done
 
     def _repair(self, good_end: int) -> None:
         size = self.path.stat().st_size

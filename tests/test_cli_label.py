@@ -205,7 +205,23 @@ def test_rerun_of_a_batch_with_failures_still_exits_1(
     assert label(server, schema_file, str(source), "-o", str(out)).exit_code == EXIT_SOME_FAILED
     again = label(server, schema_file, str(source), "-o", str(out))
     assert again.exit_code == EXIT_SOME_FAILED
-    assert "already in the output: 2 records (1 failed)" in again.stderr
+    assert "already in the output: 2 records (1 failed; --retry-failed" in again.stderr
+
+
+def test_retry_failed_labels_the_failures_again_and_keeps_one_record_per_input(
+    scripted: Callable[..., Scripted], schema_file: Path, tmp_path: Path
+) -> None:
+    source = write_jsonl(tmp_path / "in.jsonl", ["<<1>>", "<<2:bad>>", "<<3>>"])
+    out = tmp_path / "out.jsonl"
+    outage = scripted(responder=Responder())
+    assert label(outage, schema_file, str(source), "-o", str(out)).exit_code == EXIT_SOME_FAILED
+    healed = scripted(responder=lambda _body: Reply.text('{"n": 2}'))
+    result = label(healed, schema_file, str(source), "-o", str(out), "--retry-failed")
+    assert result.exit_code == 0, result.output
+    assert len(healed.generates()) == 1
+    records = sorted(output(out), key=lambda r: r["id"])
+    assert [(r["id"], r["ok"]) for r in records] == [(1, True), (2, True), (3, True)]
+    assert not list(tmp_path.glob(".out.jsonl*"))  # no temporary file left behind
 
 
 def test_cache_makes_a_second_run_free(server: Scripted, schema_file: Path, tmp_path: Path) -> None:

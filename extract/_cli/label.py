@@ -64,6 +64,11 @@ EXIT_INTERRUPTED = 130
     type=click.Path(dir_okay=False, path_type=Path),
     help="Cache file. Default: $EXTRACT_CACHE, else ~/.cache/extract/cache.sqlite.",
 )
+@click.option(
+    "--retry-failed",
+    is_flag=True,
+    help="Drop the failed records OUTPUT holds and label those records again.",
+)
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar and no summary.")
 def label(
     input_path: str,
@@ -79,6 +84,7 @@ def label(
     format_mode: str,
     no_cache: bool,
     cache_path: Path | None,
+    retry_failed: bool,
     quiet: bool,
 ) -> None:
     """Label each record of INPUT (JSONL or CSV; - reads JSONL from stdin) into OUTPUT.
@@ -86,7 +92,8 @@ def label(
     OUTPUT gets exactly one JSON line per input record, {"id", "ok", "value" or "error",
     "attempts", "usage", "cached"}, flushed as each finishes. Records without an id get their
     line number (CSV: row number). Rerunning the same command skips the ids OUTPUT already
-    holds, so an interrupted run continues where it stopped.
+    holds, so an interrupted run continues where it stopped; with --retry-failed it also
+    labels again the records that failed (after an outage, say).
 
     \b
     Exit codes: 0 every record ok; 1 some records failed (their errors are in OUTPUT);
@@ -105,7 +112,7 @@ def label(
     tally = Tally()
     progress: Progress | None = None
     try:
-        done, tally.resumed_failed = sink.resume()
+        done, tally.resumed_failed = sink.resume(retry_failed=retry_failed)
         tally.resumed = sum(done.values())
         if tally.resumed and not quiet:
             click.echo(f"resuming: {tally.resumed} records already in {output}", err=True)
