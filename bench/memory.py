@@ -94,7 +94,11 @@ def label(url: str, lines: int, tmp: Path, budget: float) -> Run:
     ]  # fmt: skip
     with (tmp / f"stderr-{lines}.txt").open("wb") as stderr:
         start = time.perf_counter()
-        child = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=stderr)
+        # Ctrl-C acts in the child as at a terminal, even when this run was started in the
+        # background (`cmd &` in a script), whose children inherit SIGINT ignored.
+        child = subprocess.Popen(
+            command, stdout=subprocess.DEVNULL, stderr=stderr, preexec_fn=_default_sigint
+        )
         sampler = _Sampler(child.pid)
         sampler.start()
         stopper = threading.Timer(budget, child.send_signal, (signal.SIGINT,))
@@ -114,6 +118,10 @@ def label(url: str, lines: int, tmp: Path, budget: float) -> Run:
     output.unlink()
     # ru_maxrss is in kilobytes on Linux.
     return Run(usage.ru_maxrss / 1024, seconds, sampler.samples, written, stopped)
+
+
+def _default_sigint() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def _profile(samples: list[tuple[float, float]]) -> str:
