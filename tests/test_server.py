@@ -497,7 +497,14 @@ def test_run_forever_stops_on_ctrl_c() -> None:
         "from extract.server import ScriptedEngine, run_forever\n"
         "run_forever(ScriptedEngine(), port=0, on_ready=lambda url: print(url, flush=True))\n"
     )
-    proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    # Ctrl-C as at a terminal, even when the tests run as a background job (whose children
+    # inherit SIGINT ignored).
+    proc = subprocess.Popen(
+        [sys.executable, "-c", code],
+        stdout=subprocess.PIPE,
+        text=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )
     try:
         assert proc.stdout is not None
         url = proc.stdout.readline().strip()
