@@ -35,6 +35,24 @@ INTERRUPTED = 130  # extract label's exit code after Ctrl-C
 SPEC = ServerSpec(reply=PERSON_REPLY, slots=16)
 
 
+# The labeling command runs under this small launcher, which reports its pid, then its exit
+# status and peak RSS. The peak a parent reads from wait4 counts the memory the child held
+# when forked, before exec: forked from the bench itself (~140 MB), every run "peaked" at the
+# bench's own size. SIGINT is reset so that the budget's Ctrl-C acts as at a terminal, even
+# when the bench runs in the background (whose children inherit SIGINT ignored).
+_LAUNCHER = """
+import json, os, signal, subprocess, sys
+child = subprocess.Popen(
+    sys.argv[1:],
+    stdout=subprocess.DEVNULL,
+    preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+)
+print(child.pid, flush=True)
+_, status, usage = os.wait4(child.pid, 0)
+print(json.dumps({"status": status, "maxrss_kb": usage.ru_maxrss}), flush=True)
+"""
+
+
 def write_input(path: Path, lines: int) -> None:
     """A JSONL file of ``lines`` records: an id and a distinct text each."""
     with path.open("w", encoding="utf-8") as out:
@@ -94,34 +112,34 @@ def label(url: str, lines: int, tmp: Path, budget: float) -> Run:
     ]  # fmt: skip
     with (tmp / f"stderr-{lines}.txt").open("wb") as stderr:
         start = time.perf_counter()
-        # Ctrl-C acts in the child as at a terminal, even when this run was started in the
-        # background (`cmd &` in a script), whose children inherit SIGINT ignored.
-        child = subprocess.Popen(
-            command, stdout=subprocess.DEVNULL, stderr=stderr, preexec_fn=_default_sigint
+        launcher = subprocess.Popen(
+            [sys.executable, "-c", _LAUNCHER, *command],
+            stdout=subprocess.PIPE,
+            stderr=stderr,
+            text=True,
         )
-        sampler = _Sampler(child.pid)
+        assert launcher.stdout is not None
+        pid = int(launcher.stdout.readline())
+        sampler = _Sampler(pid)
         sampler.start()
-        stopper = threading.Timer(budget, child.send_signal, (signal.SIGINT,))
+        stopper = threading.Timer(budget, os.kill, (pid, signal.SIGINT))
         stopper.start()
-        _, status, usage = os.wait4(child.pid, 0)
+        report = json.loads(launcher.stdout.readline())
+        launcher.wait()
         seconds = time.perf_counter() - start
         stopper.cancel()
         sampler.stop()
-        child.returncode = os.waitstatus_to_exitcode(status)
-    stopped = child.returncode == INTERRUPTED and stopper.finished.is_set() and seconds >= budget
-    if child.returncode != 0 and not stopped:
+    returncode = os.waitstatus_to_exitcode(report["status"])
+    stopped = returncode == INTERRUPTED and stopper.finished.is_set() and seconds >= budget
+    if returncode != 0 and not stopped:
         tail = (tmp / f"stderr-{lines}.txt").read_text(errors="replace")[-2000:]
-        raise RuntimeError(f"extract label exited {child.returncode}: {tail}")
+        raise RuntimeError(f"extract label exited {returncode}: {tail}")
     with output.open("rb") as produced:
         written = sum(1 for _ in produced)
     source.unlink()
     output.unlink()
     # ru_maxrss is in kilobytes on Linux.
-    return Run(usage.ru_maxrss / 1024, seconds, sampler.samples, written, stopped)
-
-
-def _default_sigint() -> None:
-    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    return Run(report["maxrss_kb"] / 1024, seconds, sampler.samples, written, stopped)
 
 
 def _profile(samples: list[tuple[float, float]]) -> str:
