@@ -13,7 +13,6 @@ import contextlib
 import dataclasses
 import io
 import json
-import os
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -24,7 +23,7 @@ from typing import Any
 import httpx
 import pytest
 from click.testing import CliRunner
-from conftest import Scripted
+from conftest import Scripted, rss
 
 from extract import (
     AsyncExtractor,
@@ -174,15 +173,6 @@ def endless_bytes() -> Iterator[bytes]:
     piece = b"x" * 65536
     while True:
         yield piece
-
-
-def rss() -> int:
-    """This process's resident memory in bytes (0 where /proc is not available)."""
-    try:
-        with open("/proc/self/statm") as statm:
-            return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
-    except OSError:
-        return 0
 
 
 @contextlib.contextmanager
@@ -370,6 +360,15 @@ def test_bad_documents_get_clear_errors_and_never_stop_a_batch(
             assert record.error.message  # says what is wrong
 
 
+def label_file(server: Scripted, source: Path, tmp_path: Path) -> tuple[Any, Path]:
+    """``extract label`` of ``source`` with N_SCHEMA: the CLI result and the output path."""
+    out = tmp_path / "out.jsonl"
+    schema = tmp_path / "n.json"
+    schema.write_text(json.dumps(N_SCHEMA))
+    args = ["label", str(source), "-o", str(out), "-s", str(schema)]
+    return CliRunner().invoke(main, [*args, "-m", "tiny", "--host", server.url]), out
+
+
 def test_bad_lines_in_a_file_get_clear_errors_and_never_stop_the_command(
     scripted: Callable[..., Scripted], tmp_path: Path
 ) -> None:
@@ -384,11 +383,7 @@ def test_bad_lines_in_a_file_get_clear_errors_and_never_stop_the_command(
         b'{"id": "huge", "text": "' + b"x" * (4 * MiB) + b'"}\n'
         b'{"id": "fine", "text": "a document"}\n'
     )
-    out = tmp_path / "out.jsonl"
-    schema = tmp_path / "n.json"
-    schema.write_text(json.dumps(N_SCHEMA))
-    args = ["label", str(source), "-o", str(out), "-s", str(schema)]
-    result = CliRunner().invoke(main, [*args, "-m", "tiny", "--host", server.url])
+    result, out = label_file(server, source, tmp_path)
     assert result.exit_code == 1, result.output
     assert "Traceback" not in result.output
     lines = [json.loads(line) for line in out.read_text().splitlines()]
@@ -417,11 +412,7 @@ def test_a_document_with_a_lone_surrogate_gets_a_clear_error(
     ]
     source = tmp_path / "in.jsonl"
     source.write_text('{"id": "s", "text": "caf\\udce9"}\n{"id": "fine", "text": "ok"}\n')
-    out = tmp_path / "out.jsonl"
-    schema = tmp_path / "n.json"
-    schema.write_text(json.dumps(N_SCHEMA))
-    args = ["label", str(source), "-o", str(out), "-s", str(schema)]
-    result = CliRunner().invoke(main, [*args, "-m", "tiny", "--host", server.url])
+    result, out = label_file(server, source, tmp_path)
     assert result.exit_code == 1, result.output
     assert [json.loads(line)["id"] for line in out.read_text().splitlines()] == ["s", "fine"]
 

@@ -21,7 +21,6 @@ import contextlib
 import dataclasses
 import gc
 import json
-import os
 import random
 import re
 import threading
@@ -30,6 +29,7 @@ from typing import Any
 
 import httpx
 import tenacity
+from conftest import rss
 
 from extract import (
     AsyncExtractor,
@@ -346,15 +346,6 @@ def live_objects() -> int:
     """How many per-document objects the garbage collector can see right now."""
     counts = collections.Counter(map(type, gc.get_objects()))
     return sum(counts[kind] for kind in PER_DOCUMENT)
-
-
-def rss() -> int:
-    """This process's resident memory in bytes (0 where /proc is not available)."""
-    try:
-        with open("/proc/self/statm") as statm:
-            return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
-    except OSError:
-        return 0
 
 
 async def _run(config: SoakConfig, urls: list[str], plan: FaultPlan, figures: Figures) -> None:
