@@ -14,13 +14,15 @@ tokens per attempt: valid replies here take under 100, and an uncapped runaway (
 per configuration: replies valid on the first attempt, records valid in the end, mean attempts,
 and prompt + generated tokens summed over every attempt (failed ones included) divided by the
 valid records. Sampling is the server's default (temperature 0.8), as a user who sets nothing
-would get.
+would get, so a single run is noisy: beside each ratio of token costs stands a 95% interval
+from a paired bootstrap over the records, and the tokens are split into prompt and reply.
 """
 
 from __future__ import annotations
 
 import collections
 import dataclasses
+import random
 import time
 from collections.abc import Callable
 from typing import Any
@@ -40,6 +42,7 @@ from .docs import MESSAGES, SCHEMAS, plain_prompt
 MAX_ATTEMPTS = 3
 MAX_TOKENS = 192
 GOAL_ATTEMPTS = 1.05
+BOOTSTRAP_ROUNDS = 2000
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -49,7 +52,8 @@ class Record:
     first_valid: bool
     valid: bool
     attempts: int
-    tokens: int
+    prompt_tokens: int  # prompt tokens over every attempt
+    reply_tokens: int  # generated tokens over every attempt
     seconds: float = 0.0
     errors: tuple[str, ...] = ()  # what went wrong in each failed attempt
 
@@ -75,11 +79,11 @@ def _extract_runner(url: str, model: str, fmt: str) -> tuple[Run, Callable[[], N
             valid = False
         else:
             attempts, valid = list(result.attempts), True
-        tokens = sum(
-            (a.metrics.prompt_eval_count or 0) + (a.metrics.eval_count or 0) for a in attempts
-        )
+        prompt = sum(a.metrics.prompt_eval_count or 0 for a in attempts)
+        reply = sum(a.metrics.eval_count or 0 for a in attempts)
         errors = tuple(type(a.error).__name__ for a in attempts if a.error is not None)
-        return Record(valid and len(attempts) == 1, valid, len(attempts), tokens, errors=errors)
+        first = valid and len(attempts) == 1
+        return Record(first, valid, len(attempts), prompt, reply, errors=errors)
 
     return run, extractor.close
 
@@ -89,7 +93,8 @@ def _ollama_runner(url: str, model: str) -> tuple[Run, Callable[[], None]]:
     formats = {name: schema.model_json_schema() for name, schema in SCHEMAS.items()}
 
     def run(schema_name: str, text: str) -> Record:
-        tokens, errors = 0, []
+        prompt = reply_tokens = 0
+        errors = []
         for attempt in range(1, MAX_ATTEMPTS + 1):
             reply = client.generate(
                 model=model,
@@ -97,14 +102,15 @@ def _ollama_runner(url: str, model: str) -> tuple[Run, Callable[[], None]]:
                 format=formats[schema_name],
                 options={"num_predict": MAX_TOKENS},
             )
-            tokens += (reply.prompt_eval_count or 0) + (reply.eval_count or 0)
+            prompt += reply.prompt_eval_count or 0
+            reply_tokens += reply.eval_count or 0
             try:
                 SCHEMAS[schema_name].model_validate_json(reply.response or "")
             except pydantic.ValidationError as exc:
                 errors.append(_pydantic_kind(exc))
                 continue
-            return Record(attempt == 1, True, attempt, tokens, errors=tuple(errors))
-        return Record(False, False, MAX_ATTEMPTS, tokens, errors=tuple(errors))
+            return Record(attempt == 1, True, attempt, prompt, reply_tokens, errors=tuple(errors))
+        return Record(False, False, MAX_ATTEMPTS, prompt, reply_tokens, errors=tuple(errors))
 
     return run, client.close
 
@@ -130,9 +136,10 @@ def _instructor_runner(url: str, model: str) -> tuple[Run, Callable[[], None]]:
         except InstructorError as exc:
             # Retries exhausted, or a reply cut at max_tokens (which instructor does not retry).
             valid, errors = False, (type(exc).__name__,)
-        tokens = sum(c.usage.prompt_tokens + c.usage.completion_tokens for c in seen if c.usage)
+        prompt = sum(c.usage.prompt_tokens for c in seen if c.usage)
+        reply = sum(c.usage.completion_tokens for c in seen if c.usage)
         attempts = max(len(seen), 1)
-        return Record(valid and attempts == 1, valid, attempts, tokens, errors=errors)
+        return Record(valid and attempts == 1, valid, attempts, prompt, reply, errors=errors)
 
     return run, raw.close
 
@@ -161,7 +168,8 @@ class Summary:
     first_valid: int
     valid: int
     attempts: int
-    tokens: int
+    prompt_tokens: int
+    reply_tokens: int
     seconds: float
     errors: collections.Counter[str]
 
@@ -172,7 +180,8 @@ class Summary:
             first_valid=sum(r.first_valid for r in records),
             valid=sum(r.valid for r in records),
             attempts=sum(r.attempts for r in records),
-            tokens=sum(r.tokens for r in records),
+            prompt_tokens=sum(r.prompt_tokens for r in records),
+            reply_tokens=sum(r.reply_tokens for r in records),
             seconds=sum(r.seconds for r in records),
             errors=collections.Counter(e for r in records for e in r.errors),
         )
@@ -191,7 +200,10 @@ class Summary:
 
     @property
     def tokens_per_valid(self) -> float:
-        return self.tokens / self.valid if self.valid else float("inf")
+        return _per_valid(self.prompt_tokens + self.reply_tokens, self.valid)
+
+    def per_attempt(self, tokens: int) -> float:
+        return tokens / max(self.attempts, 1)
 
 
 def _timed(run: Run, schema_name: str, text: str) -> Record:
@@ -225,11 +237,41 @@ def run(scale: Scale) -> list[Outcome]:
         finally:
             for _runner, close in runners.values():
                 close()
+    return [_outcome(results, measured, len(docs), scale.real_budget)]
+
+
+def _per_valid(tokens: int, valid: int) -> float:
+    return tokens / valid if valid else float("inf")
+
+
+def _ratio_interval(
+    ours: list[Record], theirs: list[Record], *, rounds: int = BOOTSTRAP_ROUNDS
+) -> tuple[float, float]:
+    """A 95% interval of (our tokens per valid record) ÷ (theirs), by a paired bootstrap.
+
+    Both lists hold the same (document, schema) pairs in the same order; each round draws
+    pairs with replacement, so one costly run of retries weighs as often on both sides.
+    """
+    rng = random.Random(0)  # the same draws on every run, for comparable intervals
+    pairs = list(zip(ours, theirs, strict=True))
+    ratios = []
+    for _ in range(rounds):
+        drawn = rng.choices(pairs, k=len(pairs))
+        mine = _per_valid(
+            sum(a.prompt_tokens + a.reply_tokens for a, _b in drawn),
+            sum(a.valid for a, _b in drawn),
+        )
+        other = _per_valid(
+            sum(b.prompt_tokens + b.reply_tokens for _a, b in drawn),
+            sum(b.valid for _a, b in drawn),
+        )
+        ratios.append(mine / other if other not in (0, float("inf")) else float("inf"))
+    ratios.sort()
+    return ratios[int(0.025 * rounds)], ratios[int(0.975 * rounds) - 1]
+
+
+def _outcome(results: dict[str, list[Record]], n_docs: int, planned: int, budget: float) -> Outcome:
     summaries = {name: Summary.of(records) for name, records in results.items()}
-    return [_outcome(summaries, measured, len(docs), scale.real_budget)]
-
-
-def _outcome(summaries: dict[str, Summary], n_docs: int, planned: int, budget: float) -> Outcome:
     auto = summaries["extract auto"]
     fewest = min(s.tokens_per_valid for s in summaries.values())
     passed = (
@@ -249,15 +291,28 @@ def _outcome(summaries: dict[str, Summary], n_docs: int, planned: int, budget: f
         f"{MAX_TOKENS} generated tokens per attempt",
         "",
         "| configuration | first-try valid | valid | mean attempts | tokens / valid record "
-        "| s / record |",
-        "|---|---|---|---|---|---|",
+        "| prompt / attempt | reply / attempt | s / record |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for name, s in summaries.items():
         lines.append(
             f"| {name} | {s.first_valid}/{s.records} ({s.first_share:.0%}) "
             f"| {s.valid}/{s.records} ({s.valid_share:.0%}) | {s.mean_attempts:.2f} "
-            f"| {s.tokens_per_valid:.0f} | {s.seconds / max(s.records, 1):.2f} |"
+            f"| {s.tokens_per_valid:.0f} | {s.per_attempt(s.prompt_tokens):.0f} "
+            f"| {s.per_attempt(s.reply_tokens):.0f} | {s.seconds / max(s.records, 1):.2f} |"
         )
+    lines += [
+        "",
+        "extract auto's tokens per valid record ÷ each other configuration's, with a 95% "
+        f"interval from a paired bootstrap over the records ({BOOTSTRAP_ROUNDS} rounds):",
+        "",
+    ]
+    for name, s in summaries.items():
+        if name == "extract auto" or not s.valid:
+            continue
+        low, high = _ratio_interval(results["extract auto"], results[name])
+        ratio = auto.tokens_per_valid / s.tokens_per_valid
+        lines.append(f"- ÷ {name}: {ratio:.2f} ({low:.2f}–{high:.2f})")
     lines += ["", "What failed attempts failed on:", ""]
     for name, s in summaries.items():
         kinds = ", ".join(f"{kind} × {n}" for kind, n in s.errors.most_common()) or "nothing"
