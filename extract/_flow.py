@@ -56,7 +56,8 @@ class AttemptFlow:
 
     def begin(self) -> None:
         """A new try of the current request starts: forget what the last one streamed."""
-        self.guard = StreamGuard()
+        if self.guard.text:  # the guard made with the flow serves the first try
+            self.guard = StreamGuard()
         self._partial_text = ""
 
     def on_text(self, delta: str, thinking: str) -> None:

@@ -12,7 +12,7 @@ Fed the reply's text deltas as they arrive, :class:`StreamGuard` raises RunawayO
 
 Every check is exact and incremental: the verdict depends on the text alone, never on how it
 was split into deltas, and each ``feed`` costs time in proportion to its delta, not to the text
-so far.
+so far (a reply too short to break any rule is not scanned at all).
 """
 
 from __future__ import annotations
@@ -66,6 +66,10 @@ class StreamGuard:
         self._chunks: list[str] = []  # joined lazily: most replies are never read back whole
         self._joined = ""
         self._size = 0
+        # Text no longer than this breaks no rule (a whitespace run or a loop needs more), so
+        # a short reply, the usual one, is never scanned; a longer one is from there on.
+        self._quiet = min(max_whitespace_run, max_loop_chars)
+        self._scanned = 0  # how much of the text the rules have seen
         self._failure: RunawayOutput | None = None
         # Whitespace rule: where we are in the JSON, and the whitespace run at the end.
         self._in_string = False
@@ -99,8 +103,12 @@ class StreamGuard:
         self._size += len(delta)
         if self._size > self.max_chars:
             self._fail(f"the reply passed {self.max_chars} characters")
-        self._scan_whitespace(delta)
-        self._check_loops(delta)
+        if self._size <= self._quiet:
+            return
+        unseen = delta if self._scanned + len(delta) == self._size else self.text[self._scanned :]
+        self._scanned = self._size
+        self._scan_whitespace(unseen)
+        self._check_loops(unseen)
 
     def _fail(self, message: str) -> None:
         self._failure = RunawayOutput(message, raw=self.text)

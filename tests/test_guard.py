@@ -72,6 +72,17 @@ def test_whitespace_flood_outside_strings_is_runaway() -> None:
     assert error.raw == '{"a": 1,' + " " * 5 + "\n" * 6
 
 
+def test_rules_see_the_short_head_once_the_reply_grows_past_it() -> None:
+    # A reply shorter than both rules' reach is not scanned; once it grows past that, the run
+    # that began in the unscanned head still counts, and so does the string state there.
+    guard = StreamGuard(max_whitespace_run=10, max_loop_chars=50)
+    error = feed_all(guard, ['{"a": 1,', " " * 6, " " * 6])
+    assert error is not None
+    assert "whitespace" in error.message
+    quiet = StreamGuard(max_whitespace_run=10, max_loop_chars=50)
+    assert feed_all(quiet, ['{"a": "', " " * 6, " " * 6, '"}']) is None
+
+
 def test_whitespace_at_the_limit_passes() -> None:
     guard = StreamGuard(max_whitespace_run=10)
     assert feed_all(guard, ["{", " " * 10, '"a": 1}']) is None
