@@ -200,7 +200,8 @@ class Summary:
 
     @property
     def tokens_per_valid(self) -> float:
-        return _per_valid(self.prompt_tokens + self.reply_tokens, self.valid)
+        tokens = self.prompt_tokens + self.reply_tokens
+        return tokens / self.valid if self.valid else float("inf")
 
     def per_attempt(self, tokens: int) -> float:
         return tokens / max(self.attempts, 1)
@@ -240,10 +241,6 @@ def run(scale: Scale) -> list[Outcome]:
     return [_outcome(results, measured, len(docs), scale.real_budget)]
 
 
-def _per_valid(tokens: int, valid: int) -> float:
-    return tokens / valid if valid else float("inf")
-
-
 def _ratio_interval(
     ours: list[Record], theirs: list[Record], *, rounds: int = BOOTSTRAP_ROUNDS
 ) -> tuple[float, float]:
@@ -257,14 +254,8 @@ def _ratio_interval(
     ratios = []
     for _ in range(rounds):
         drawn = rng.choices(pairs, k=len(pairs))
-        mine = _per_valid(
-            sum(a.prompt_tokens + a.reply_tokens for a, _b in drawn),
-            sum(a.valid for a, _b in drawn),
-        )
-        other = _per_valid(
-            sum(b.prompt_tokens + b.reply_tokens for _a, b in drawn),
-            sum(b.valid for _a, b in drawn),
-        )
+        mine = Summary.of([a for a, _b in drawn]).tokens_per_valid
+        other = Summary.of([b for _a, b in drawn]).tokens_per_valid
         ratios.append(mine / other if other not in (0, float("inf")) else float("inf"))
     ratios.sort()
     return ratios[int(0.025 * rounds)], ratios[int(0.975 * rounds) - 1]
