@@ -69,7 +69,7 @@ class StreamGuard:
         # Text no longer than this breaks no rule (a whitespace run or a loop needs more), so
         # a short reply, the usual one, is never scanned; a longer one is from there on.
         self._quiet = min(max_whitespace_run, max_loop_chars)
-        self._scanned = 0  # how much of the text the rules have seen
+        self._scanned = False  # whether the rules have seen the text so far
         self._failure: RunawayOutput | None = None
         # Whitespace rule: where we are in the JSON, and the whitespace run at the end.
         self._in_string = False
@@ -105,8 +105,8 @@ class StreamGuard:
             self._fail(f"the reply passed {self.max_chars} characters")
         if self._size <= self._quiet:
             return
-        unseen = delta if self._scanned + len(delta) == self._size else self.text[self._scanned :]
-        self._scanned = self._size
+        unseen = delta if self._scanned else self.text  # the first scan takes the short head too
+        self._scanned = True
         self._scan_whitespace(unseen)
         self._check_loops(unseen)
 
