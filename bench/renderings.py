@@ -13,12 +13,12 @@ import argparse
 import time
 from typing import Any
 
-from extract._config import Settings
-from extract._flow import AttemptFlow
-from extract._prompt import build_prompt
-from extract._transport import Transport
+from extract.client.config import Settings
+from extract.core.flow import AttemptFlow
+from extract.core.prompt import build_prompt
+from extract.client.transport import Transport
 from extract.errors import ExtractionFailed, OutputError
-from extract.schema import Schema
+from extract.core.schema import Schema
 from extract.server import DEFAULT_LOCAL_MODEL, LlamaEngine, serve
 
 from .docs import MESSAGES, Contact, Ticket

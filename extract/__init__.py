@@ -4,16 +4,16 @@
     with Extractor(model="llama3.2") as ex:
         ex.extract("Ann, 34, from Oslo", schema=Person).value   # Person(name='Ann', ...)
 
-See ``extract.errors`` for the error tree and ``extract.batch`` for labeling many documents.
+See ``extract.errors`` for the error tree and ``Labeling`` for many documents.
 """
 
 __version__ = "0.1.0"
 
-from ._extractor import AsyncExtractor, CallOptions, Extractor
-from ._result import Attempt, AttemptFailed, Extraction, Partial
-from ._wire import Metrics
-from .batch import Record
-from .dataframe import label_dataframe
+from .batch import Cache, Labeling, Record
+from .client.extractor import AsyncExtractor, CallOptions, Extractor
+from .core.result import Attempt, AttemptFailed, Extraction, Partial
+from .core.schema import Schema, bundled_schemas
+from .core.wire import Metrics
 from .errors import (
     BadRequest,
     ConfigError,
@@ -26,23 +26,24 @@ from .errors import (
     ModelNotFound,
     OutputError,
     RequestRejected,
+    RequestTimeout,
     RunawayOutput,
     SchemaError,
     SchemaMismatch,
     ServerBusy,
     ServerError,
     StreamError,
-    TimeoutError,  # noqa: A004 - extract.TimeoutError, distinct from the builtin
     TransportError,
     TruncatedOutput,
 )
-from .schema import Schema, bundled_schemas
+from .integrations.pandas import label_dataframe
 
 __all__ = [
     "AsyncExtractor",
     "Attempt",
     "AttemptFailed",
     "BadRequest",
+    "Cache",
     "CallOptions",
     "ConfigError",
     "ConnectError",
@@ -53,12 +54,14 @@ __all__ = [
     "Extractor",
     "InputError",
     "InvalidJSON",
+    "Labeling",
     "Metrics",
     "ModelNotFound",
     "OutputError",
     "Partial",
     "Record",
     "RequestRejected",
+    "RequestTimeout",
     "RunawayOutput",
     "Schema",
     "SchemaError",
@@ -66,7 +69,6 @@ __all__ = [
     "ServerBusy",
     "ServerError",
     "StreamError",
-    "TimeoutError",
     "TransportError",
     "TruncatedOutput",
     "__version__",

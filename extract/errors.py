@@ -9,7 +9,7 @@ whether trying again can help. The retry logic reads the class, never flags::
     ├── InputError                  a document or image extract cannot send (.field)
     ├── TransportError              retryable: resend the same request after a back-off
     │   ├── ConnectError            the host is unreachable
-    │   ├── TimeoutError            no answer within the timeout
+    │   ├── RequestTimeout          no answer within the timeout
     │   ├── ServerError             5xx from the server (.status)
     │   │   └── ServerBusy          503: the server's queue is full
     │   └── StreamError             an ``{"error": ...}`` line after the stream started
@@ -34,7 +34,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, ClassVar
 
 if TYPE_CHECKING:
-    from ._result import Attempt
+    from .core.result import Attempt
 
 __all__ = [
     "BadRequest",
@@ -48,13 +48,13 @@ __all__ = [
     "ModelNotFound",
     "OutputError",
     "RequestRejected",
+    "RequestTimeout",
     "RunawayOutput",
     "SchemaError",
     "SchemaMismatch",
     "ServerBusy",
     "ServerError",
     "StreamError",
-    "TimeoutError",
     "TransportError",
     "TruncatedOutput",
 ]
@@ -134,7 +134,7 @@ class ConnectError(TransportError):
     """The host could not be reached (refused, reset, DNS)."""
 
 
-class TimeoutError(TransportError):  # noqa: A001 - the name users expect; distinct from builtins'
+class RequestTimeout(TransportError):
     """The host did not answer within the configured timeout."""
 
 

@@ -27,7 +27,7 @@ from extract import (
     ModelNotFound,
     SchemaError,
 )
-from extract._cache import Cache
+from extract.batch.cache import Cache
 from extract.batch import Record, aextract_many, extract_many
 from extract.server import Reply
 

@@ -10,7 +10,7 @@ from conftest import Responder, Scripted
 from pydantic import BaseModel
 
 from extract import ModelNotFound
-from extract.dataframe import label_dataframe
+from extract.integrations.pandas import label_dataframe
 
 N_SCHEMA = {"type": "object", "properties": {"n": {"type": "integer"}}, "required": ["n"]}
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from extract._cache import Cache, default_cache_path
+from extract.batch.cache import Cache, default_cache_path
 
 
 def test_put_get_and_missing(cache_file: Path) -> None:

@@ -17,8 +17,8 @@ import pytest
 from click.testing import CliRunner
 from conftest import Responder, Scripted
 
-from extract._cli.label import EXIT_SOME_FAILED
-from extract._progress import Progress, Tally
+from extract.cli.label import EXIT_SOME_FAILED
+from extract.batch.progress import Progress, Tally
 from extract.batch import Record
 from extract.cli import main
 from extract.server import Reply

@@ -9,8 +9,8 @@ import sys
 import pytest
 
 from extract import ConfigError
-from extract._config import Settings, resolve_model, resolve_timeout
-from extract._wire import parse_host
+from extract.client.config import Settings, resolve_model, resolve_timeout
+from extract.core.wire import parse_host
 
 
 @pytest.mark.parametrize(

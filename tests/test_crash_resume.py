@@ -29,7 +29,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from test_soak import FAULTS, SCHEMA, FaultPlan, Figures, QuietEngine, SoakConfig, documents
 
-from extract._records import OutputFile
+from extract.batch.records import OutputFile
 from extract.errors import ConfigError
 from extract.server import serve
 

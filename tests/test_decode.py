@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from extract._decode import decode, decode_with_stage
+from extract.core.decode import decode, decode_with_stage
 from extract.errors import EmptyOutput, InvalidJSON
 
 

@@ -23,12 +23,12 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from extract import ExtractionFailed, Extractor, Schema
-from extract._config import Settings
-from extract._decode import decode, decode_with_stage
-from extract._prompt import build_prompt
-from extract._records import read_jsonl
-from extract._transport import LineSplitter, ReplyReader, Transport
-from extract._wire import parse_host
+from extract.client.config import Settings
+from extract.core.decode import decode, decode_with_stage
+from extract.core.prompt import build_prompt
+from extract.batch.records import read_jsonl
+from extract.client.transport import LineSplitter, ReplyReader, Transport
+from extract.core.wire import parse_host
 from extract.errors import (
     ConfigError,
     EmptyOutput,

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from extract._guard import JSON_WHITESPACE, StreamGuard
+from extract.core.guard import JSON_WHITESPACE, StreamGuard
 from extract.errors import ConfigError, RunawayOutput
 
 

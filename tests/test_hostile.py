@@ -32,9 +32,9 @@ from extract import (
     Schema,
     SchemaError,
 )
-from extract._config import Settings
-from extract._prompt import build_prompt, build_reask
-from extract._transport import Transport
+from extract.client.config import Settings
+from extract.core.prompt import build_prompt, build_reask
+from extract.client.transport import Transport
 from extract.batch import extract_many
 from extract.cli import main
 from extract.errors import InvalidJSON

@@ -37,9 +37,9 @@ from extract import (
     ServerError,
     TransportError,
 )
-from extract._config import Settings
-from extract._records import OutputFile, read_jsonl
-from extract._transport import Transport
+from extract.client.config import Settings
+from extract.batch.records import OutputFile, read_jsonl
+from extract.client.transport import Transport
 from extract.batch import aextract_many, extract_many
 from extract.cli import main
 from extract.errors import ConfigError, StreamError

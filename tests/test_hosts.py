@@ -10,7 +10,7 @@ import tenacity
 
 from extract import AsyncExtractor, ConnectError, ServerBusy, ServerError
 from extract import _hosts as hosts_module
-from extract._hosts import (
+from extract.batch.hosts import (
     FAILURES_TO_SET_ASIDE,
     SET_ASIDE_FIRST,
     Host,

@@ -9,8 +9,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from extract import errors
-from extract._prompt import DEFAULT_INSTRUCTIONS, build_prompt, build_reask, neutralise_tags
-from extract.schema import Schema
+from extract.core.prompt import DEFAULT_INSTRUCTIONS, build_prompt, build_reask, neutralise_tags
+from extract.core.schema import Schema
 
 TICKET = Schema.load(
     {

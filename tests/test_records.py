@@ -11,7 +11,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from extract import ConfigError, InputError
-from extract._records import (
+from extract.batch.records import (
     Document,
     OutputFile,
     count_lines,

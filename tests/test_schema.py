@@ -14,7 +14,7 @@ import pydantic
 import pytest
 
 from extract.errors import ConfigError, SchemaError, SchemaMismatch
-from extract.schema import Schema, bundled_schemas
+from extract.core.schema import Schema, bundled_schemas
 
 PERSON = {
     "title": "Person",

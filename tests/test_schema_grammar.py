@@ -17,9 +17,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from extract._schema_grammar import ANY, MAX_NODES
+from extract.core.schema_grammar import ANY, MAX_NODES
 from extract.errors import SchemaError, SchemaMismatch
-from extract.schema import Schema
+from extract.core.schema import Schema
 
 PRIMITIVES = {"boolean", "number", "integer", "string", "null", "object", "array"}
 SIMPLE_REF = re.compile(r"#/\$defs/[A-Za-z0-9_-]+")

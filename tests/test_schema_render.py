@@ -8,7 +8,7 @@ from typing import Any, Literal
 import pydantic
 import pytest
 
-from extract.schema import Schema, bundled_schemas
+from extract.core.schema import Schema, bundled_schemas
 
 
 def shape(schema: Any) -> str:

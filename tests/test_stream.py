@@ -10,7 +10,7 @@ import pytest
 from pydantic import BaseModel
 
 from extract import AsyncExtractor, Extraction, Extractor
-from extract._result import AttemptFailed, Partial
+from extract.core.result import AttemptFailed, Partial
 from extract.server import Reply, ScriptedEngine, serve
 
 

@@ -10,9 +10,9 @@ import httpx
 import pytest
 
 from extract import errors
-from extract._config import Settings
-from extract._transport import AsyncTransport, LineSplitter, ReplyReader, Transport
-from extract._wire import GenerateRequest, GenerateResult
+from extract.client.config import Settings
+from extract.client.transport import AsyncTransport, LineSplitter, ReplyReader, Transport
+from extract.core.wire import GenerateRequest, GenerateResult
 from extract.server import Reply, ScriptedEngine, serve
 
 EVERY_FIELD: GenerateRequest = {
@@ -146,7 +146,7 @@ def test_non_streaming_done_false_is_truncated(
 @BOTH
 def test_slow_first_byte_times_out(generate: Any, engine: ScriptedEngine, url: str) -> None:
     engine.script(Reply.hang(5))
-    with pytest.raises(errors.TimeoutError):
+    with pytest.raises(errors.RequestTimeout):
         generate(url, {"model": "tiny", "prompt": "p"}, timeout=(1, 0.3))
 
 

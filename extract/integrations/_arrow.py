@@ -14,7 +14,7 @@ from typing import Any
 
 import pyarrow as pa
 
-from .._schema_walk import json_path
+from ..core.schema_walk import json_path
 from ..errors import ConfigError
 
 # What pyarrow raises for a value its type cannot hold: a wrong kind, an integer past 64 bits,

@@ -1,9 +1,9 @@
 """Label a text column of a Ray Data dataset, spread over a list of Ollama hosts.
 
 ``Labeler`` is a callable class for ``Dataset.map_batches``: each actor builds it once, keeps
-one labeling engine (``extract.batch.aextract_many``) running on its own event loop, and feeds
-it batch after batch. Documents in a batch run concurrently; each output row keeps the input
-columns and adds ``value``, ``ok``, ``error`` and ``attempts`` (see ``Labeler``)::
+one labeling session (``extract.Labeling``) for its whole life, and feeds it batch after batch.
+Documents in a batch run concurrently; each output row keeps the input columns and adds
+``value``, ``ok``, ``error`` and ``attempts`` (see ``Labeler``)::
 
     labels = ds.map_batches(
         Labeler,
@@ -37,35 +37,30 @@ Ray, pandas and pyarrow are imported when this module is, never by ``import extr
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
-import itertools
 import json
 import math
-import threading
-from collections.abc import Awaitable, Mapping, Sequence
-from typing import Any, Literal, TypeAlias, TypeVar, Unpack
+from collections.abc import Mapping, Sequence
+from typing import Any, Literal, TypeAlias, Unpack
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from .._extractor import AsyncExtractor, CallOptions
-from ..batch import Record, aextract_many
+from ..batch.records import Record
+from ..batch.session import Labeling
+from ..client.extractor import CallOptions
+from ..core.schema import Schema
 from ..errors import ConfigError, ExtractError, InputError, OutputError
-from ..schema import Schema
 from ._arrow import arrow_type, to_arrow
 from ._resume import skip_done
 
 __all__ = ["OUTPUT_COLUMNS", "Labeler", "skip_done"]
 
-T = TypeVar("T")
 Batch: TypeAlias = "pa.Table | pd.DataFrame | dict[str, np.ndarray]"
 ValueFormat = Literal["json", "struct"]
 
 OUTPUT_COLUMNS = ("value", "ok", "error", "attempts")
-# How long closing an actor waits for its engine to cancel requests and close connections.
-CLOSE_SECONDS = 10.0
 
 
 class Labeler:
@@ -107,7 +102,6 @@ class Labeler:
             raise ConfigError(f"concurrency_per_host={concurrency_per_host!r}: give an int ≥ 1")
         if value_format not in ("json", "struct"):
             raise ConfigError(f"value_format={value_format!r}: use 'json' or 'struct'")
-        urls = [hosts] if isinstance(hosts, str) else list(hosts or [])
         self.schema = Schema.load(schema)
         self.text_column = text_column
         self.value_type: pa.DataType = pa.string()
@@ -116,17 +110,19 @@ class Labeler:
                 self.schema.json_schema, from_model=self.schema.model is not None
             )
         self.value_format = value_format
-        extractor = AsyncExtractor(
-            model, host=urls[0] if urls else None, api_key=api_key, **call_options
+        self._labeling = Labeling(
+            self.schema,
+            model=model,
+            hosts=hosts,
+            api_key=api_key,
+            concurrency=concurrency_per_host,
+            **call_options,
         )
-        self._loop = _LoopThread()
-        self._session = _Session(
-            extractor, self.schema, urls or [extractor.settings.host], concurrency_per_host
-        )
+        self._closed = False
 
     def __repr__(self) -> str:
         return (
-            f"Labeler(model={self._session.extractor.model!r}, hosts={self._session.hosts!r}, "
+            f"Labeler(model={self._labeling.model!r}, hosts={self._labeling.hosts!r}, "
             f"text_column={self.text_column!r})"
         )
 
@@ -151,11 +147,11 @@ class Labeler:
         return _with_columns(batch, self._columns(records))
 
     def _label(self, texts: Sequence[Any]) -> list[Record]:
-        if self._loop.closed:
+        if self._closed:
             raise ConfigError("this Labeler is closed")
         records: list[Record | None] = [_unsendable(t, self.text_column) for t in texts]
         sendable = [i for i, record in enumerate(records) if record is None]
-        labeled = self._loop.run(self._session.label([texts[i] for i in sendable]))
+        labeled = list(self._labeling.results([texts[i] for i in sendable]))
         for i, record in zip(sendable, labeled, strict=True):
             records[i] = record
         return [r for r in records if r is not None]
@@ -185,119 +181,17 @@ class Labeler:
         }
 
     def close(self) -> None:
-        """Cancel what is in flight, close the connections and stop the event loop."""
-        loop = getattr(self, "_loop", None)
-        if loop is None or loop.closed:
+        """Close the session's connections and stop its event loop (again: nothing)."""
+        if getattr(self, "_closed", True):
             return
-        try:
-            loop.run(self._session.aclose(), timeout=CLOSE_SECONDS)
-        finally:
-            loop.close()
+        self._closed = True
+        self._labeling.close()
 
     def __del__(self) -> None:
         # Ray Data drops its reference when the actor shuts down gracefully: release the
         # connections then. Best effort: the interpreter may be tearing down.
         with contextlib.suppress(Exception):
             self.close()
-
-
-class _LoopThread:
-    """An event loop on a daemon thread, so batches run async whatever thread calls in."""
-
-    def __init__(self) -> None:
-        self.loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(
-            target=self.loop.run_forever, name="extract-ray-labeler", daemon=True
-        )
-        self._thread.start()
-
-    @property
-    def closed(self) -> bool:
-        return self.loop.is_closed()
-
-    def run(self, coro: Awaitable[T], timeout: float | None = None) -> T:
-        return asyncio.run_coroutine_threadsafe(_awaited(coro), self.loop).result(timeout)
-
-    def close(self) -> None:
-        if self.loop.is_closed():
-            return
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self._thread.join()
-        self.loop.close()
-
-
-async def _awaited(awaitable: Awaitable[T]) -> T:
-    return await awaitable
-
-
-class _Session:
-    """One engine run for the actor's whole life, fed batch after batch.
-
-    Keeping it running keeps the hosts' windows, connections and server facts across batches,
-    and lets a host that fails mid-job be set aside rather than checked again on every batch.
-    Records come back as they finish and are routed to their batch by id.
-    """
-
-    def __init__(
-        self, extractor: AsyncExtractor, schema: Schema, hosts: Sequence[str], concurrency: int
-    ) -> None:
-        self.extractor, self.schema = extractor, schema
-        self.hosts, self.concurrency = list(hosts), concurrency
-        self._ids = itertools.count()
-        self._inbox: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
-        self._waiting: dict[int, asyncio.Future[Record]] = {}
-        self._router: asyncio.Task[None] | None = None
-
-    async def label(self, texts: Sequence[str]) -> list[Record]:
-        if self._router is None or self._router.done():
-            self._inbox = asyncio.Queue()
-            self._router = asyncio.create_task(self._route())
-        loop = asyncio.get_running_loop()
-        futures = []
-        for text in texts:
-            key = next(self._ids)
-            self._waiting[key] = future = loop.create_future()
-            futures.append(future)
-            self._inbox.put_nowait({"id": key, "text": text})
-        return list(await asyncio.gather(*futures))
-
-    async def _feed(self) -> Any:
-        while True:
-            yield await self._inbox.get()
-
-    async def _route(self) -> None:
-        try:
-            async for record in aextract_many(
-                self.extractor,
-                self._feed(),
-                self.schema,
-                hosts=self.hosts,
-                concurrency=self.concurrency,
-                ordered=False,
-            ):
-                future = self._waiting.pop(record.id, None)
-                if future is not None and not future.done():
-                    future.set_result(record)
-        except BaseException as exc:
-            # The engine stopped (it could not start, or it was closed): every document still
-            # waiting gets that error, and the next batch starts a fresh engine.
-            waiting, self._waiting = self._waiting, {}
-            cancelled = isinstance(exc, asyncio.CancelledError)
-            for future in waiting.values():
-                if future.done():
-                    continue
-                if cancelled:
-                    future.cancel()
-                else:
-                    future.set_exception(exc)
-            if cancelled:
-                raise
-
-    async def aclose(self) -> None:
-        if self._router is not None and not self._router.done():
-            self._router.cancel()
-            await asyncio.gather(self._router, return_exceptions=True)
-        await self.extractor.aclose()
 
 
 def _column_names(batch: Batch) -> list[str]:

@@ -13,14 +13,19 @@ NDJSON streams, metrics in nanoseconds.
 True
 """
 
-from ._engine import Engine, ModelEntry
+from ._engine import Disconnect, Engine, Event, Fault, Final, Job, ModelEntry
 from ._http import RunningServer, run_forever, serve
 from .llama import DEFAULT_LOCAL_MODEL, LlamaEngine, default_model_path
 from .scripted import RecordedRequest, Reply, ScriptedEngine
 
 __all__ = [
     "DEFAULT_LOCAL_MODEL",
+    "Disconnect",
     "Engine",
+    "Event",
+    "Fault",
+    "Final",
+    "Job",
     "LlamaEngine",
     "ModelEntry",
     "RecordedRequest",

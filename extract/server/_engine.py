@@ -76,7 +76,7 @@ def _with_tag(name: str) -> str:
 class Final:
     """The done line: why generation ended, text carried on it, and its counters.
 
-    ``metrics`` holds any of :data:`extract._wire.METRIC_FIELDS` (nanoseconds and token
+    ``metrics`` holds any of :data:`extract.core.wire.METRIC_FIELDS` (nanoseconds and token
     counts); zero or absent values are left off the wire, as Ollama does.
     """
 

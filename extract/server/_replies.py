@@ -8,7 +8,7 @@ import uuid
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from .._wire import METRIC_FIELDS
+from ..core.wire import METRIC_FIELDS
 from ._engine import Api, Final, Job, ModelEntry
 
 NDJSON = "application/x-ndjson"

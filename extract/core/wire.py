@@ -10,7 +10,7 @@ from typing import Any, Literal, TypedDict
 
 import httpx
 
-from .errors import ConfigError
+from ..errors import ConfigError
 
 DEFAULT_HOST = "http://127.0.0.1:11434"
 DEFAULT_PORT = 11434
@@ -44,6 +44,64 @@ class GenerateRequest(TypedDict, total=False):
 
 
 GENERATE_FIELDS = frozenset(GenerateRequest.__annotations__)
+
+
+FieldKind = Literal[
+    "string", "bool", "int", "ints", "images", "object", "format", "duration", "think"
+]
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class RequestField:
+    """One field of ``POST /api/generate``, as every layer sees it.
+
+    ``kind`` is the JSON shape the server checks; ``given`` marks a field the caller sets per
+    Extractor or per call and extract copies into the request as given (once checked), while
+    the others (model, prompt, format, options, stream) are worked out by extract itself.
+    """
+
+    name: str
+    kind: Literal[
+        "string", "bool", "int", "ints", "images", "object", "format", "duration", "think"
+    ]
+    given: bool = True
+
+
+# The one table of request fields: the call options, request planning and the server's
+# validation all read it; a test pins it to GenerateRequest. A new Ollama field is one row here.
+REQUEST_FIELDS = (
+    RequestField("model", "string", given=False),
+    RequestField("prompt", "string", given=False),
+    RequestField("suffix", "string"),
+    RequestField("images", "images"),
+    RequestField("format", "format", given=False),
+    RequestField("options", "object", given=False),
+    RequestField("system", "string"),
+    RequestField("template", "string"),
+    RequestField("context", "ints"),
+    RequestField("stream", "bool", given=False),
+    RequestField("raw", "bool"),
+    RequestField("keep_alive", "duration"),
+    RequestField("think", "think"),
+    RequestField("truncate", "bool"),
+    RequestField("shift", "bool"),
+    RequestField("logprobs", "bool"),
+    RequestField("top_logprobs", "int"),
+)
+GIVEN_FIELDS = tuple(f.name for f in REQUEST_FIELDS if f.given)
+
+# Ollama's Options and Runner structs: the type each known option must have. Load-time options
+# (num_ctx, num_batch, num_gpu, main_gpu, use_mmap, num_thread) reload the model when changed.
+OPTION_KINDS: dict[str, Literal["integer", "float32", "boolean", "strings"]] = {
+    **dict.fromkeys(
+        ("num_keep", "seed", "num_predict", "top_k", "repeat_last_n", "num_ctx"), "integer"
+    ),
+    **dict.fromkeys(("num_batch", "num_gpu", "main_gpu", "num_thread"), "integer"),
+    **dict.fromkeys(("temperature", "top_p", "min_p", "typical_p", "repeat_penalty"), "float32"),
+    **dict.fromkeys(("presence_penalty", "frequency_penalty"), "float32"),
+    "stop": "strings",
+    "use_mmap": "boolean",
+}
 
 METRIC_FIELDS = (
     "total_duration",

@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import click
 
-from . import __version__
-from ._cli.common import ExtractGroup
-from ._cli.doctor import doctor
-from ._cli.label import label
-from ._cli.one import one
-from ._cli.schemas import schemas
-from ._cli.serve import serve
+from .. import __version__
+from .common import ExtractGroup
+from .doctor import doctor
+from .label import label
+from .one import one
+from .schemas import schemas
+from .serve import serve
 
 
 @click.group(cls=ExtractGroup)

@@ -16,7 +16,7 @@ import referencing
 import referencing.jsonschema
 from referencing.exceptions import PointerToNowhere, Unresolvable
 
-from .errors import SchemaError
+from ..errors import SchemaError
 
 if TYPE_CHECKING:
     from referencing._core import Resolver  # the package does not re-export the class

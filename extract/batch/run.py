@@ -1,6 +1,6 @@
 """The batch engine: a reader, a task per record in the window, and the reorder buffer.
 
-``extract.batch`` checks the arguments and builds the host pool; ``BatchRun`` does the work.
+``Labeling`` checks the arguments and builds the host pool; ``BatchRun`` does one stream's work.
 """
 
 from __future__ import annotations
@@ -13,13 +13,13 @@ from typing import Any
 
 import tenacity
 
-from ._cache import Cache
-from ._extractor import AsyncExtractor, CallOptions, check_text
-from ._hosts import HostPool
-from ._records import Document, Record, to_document
-from ._result import Extraction, total_usage
-from .errors import ExtractError, ExtractionFailed, OutputError, TransportError
-from .schema import Schema
+from ..client.extractor import AsyncExtractor, check_text
+from ..core.result import Extraction, total_usage
+from ..core.schema import Schema
+from ..errors import ExtractError, ExtractionFailed, OutputError, TransportError
+from .cache import Cache
+from .hosts import HostPool
+from .records import Document, Record, to_document
 
 Records = Iterable[Any] | AsyncIterable[Any]
 
@@ -68,14 +68,13 @@ class BatchRun:
         *,
         keys: AsyncExtractor,
         schema: Schema,
-        options: CallOptions,
-        retry: tenacity.AsyncRetrying,
+        retry: tenacity.BaseRetrying,
         cache: Cache | None,
         ordered: bool,
         id_field: str,
         text_field: str,
     ) -> None:
-        self.pool, self.keys, self.schema, self.options = pool, keys, schema, options
+        self.pool, self.keys, self.schema = pool, keys, schema
         self.retry, self.cache, self.ordered = retry, cache, ordered
         self.id_field, self.text_field = id_field, text_field
         # A record whose host fails is sent again (to another host when there is one).
@@ -160,7 +159,7 @@ class BatchRun:
             if self.cache is None:
                 check_text(text)
             else:
-                key = self.keys.cache_key(text, self.schema, **self.options)
+                key = self.keys.cache_key(text, self.schema)
         except ExtractError as exc:
             return _failed(doc, exc)
         if self.cache is not None and (hit := self._cached(key)) is not None:
@@ -170,8 +169,8 @@ class BatchRun:
             host = await self.pool.acquire(avoid=host)
             started = asyncio.get_running_loop().time()
             try:
-                options: CallOptions = {**self.options, "retry": self.pool.policy(host, self.retry)}
-                result = await host.extractor.extract(text, self.schema, **options)
+                retry = self.pool.policy(host, self.retry)
+                result = await host.extractor.extract(text, self.schema, retry=retry)
             except TransportError as exc:
                 self.pool.note(host, exc)
                 if round_ == self.rounds:

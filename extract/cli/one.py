@@ -9,8 +9,8 @@ from typing import Any
 
 import click
 
-from .._extractor import Extractor
-from .._result import AttemptFailed, Extraction, Partial
+from ..client.extractor import Extractor
+from ..core.result import AttemptFailed, Extraction, Partial
 from .common import local_server, model_options
 
 

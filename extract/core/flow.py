@@ -13,13 +13,13 @@ from typing import Any
 
 import partial_json_parser
 
-from ._decode import decode, decode_with_stage
-from ._guard import StreamGuard
-from ._prompt import build_reask
-from ._result import Attempt, Extraction
-from ._wire import Format, GenerateRequest, GenerateResult, Metrics
-from .errors import ConfigError, ExtractionFailed, OutputError, TruncatedOutput
+from ..errors import ConfigError, ExtractionFailed, OutputError, TruncatedOutput
+from .decode import decode, decode_with_stage
+from .guard import StreamGuard
+from .prompt import build_reask
+from .result import Attempt, Extraction
 from .schema import Schema
+from .wire import Format, GenerateRequest, GenerateResult, Metrics
 
 SCHEMA_FORMAT_SINCE = (0, 5, 0)
 
@@ -60,10 +60,12 @@ class AttemptFlow:
             self.guard = StreamGuard()
         self._partial_text = ""
 
-    def on_text(self, delta: str, thinking: str) -> None:
-        """Feed streamed text to the guard; raises RunawayOutput to abort the attempt."""
+    def on_text(self, delta: str, thinking: str, partials: bool = False) -> Any | None:
+        """Feed streamed text to the guard; with ``partials``, return the value parsed so far
+        when it changed (else None). Raises RunawayOutput to abort the attempt."""
         # With think on and a schema, the JSON can arrive in `thinking`; guard both.
         self.guard.feed(delta or thinking)
+        return self.partial() if partials else None
 
     def partial(self) -> Any | None:
         """The value parsed from the text so far, or None when nothing new can be shown."""

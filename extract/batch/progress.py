@@ -8,7 +8,7 @@ import time
 from typing import TYPE_CHECKING, Any, TextIO
 
 if TYPE_CHECKING:
-    from ._records import Record
+    from .records import Record
 
 
 @dataclasses.dataclass

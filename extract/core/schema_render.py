@@ -20,10 +20,10 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from referencing.exceptions import Unresolvable
 
-from ._schema_walk import SchemaIndex
+from .schema_walk import SchemaIndex
 
 if TYPE_CHECKING:
-    from ._schema_walk import Scope
+    from .schema_walk import Scope
 
 Style = Literal["shape", "schema"]
 STYLES: tuple[Style, ...] = ("shape", "schema")

@@ -5,8 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from ._extractor import Extractor
-from .batch import CacheArg, extract_many
+from ..batch.session import CacheArg, Labeling
 
 
 def label_dataframe(
@@ -26,8 +25,8 @@ def label_dataframe(
     - ``ok``: whether the row got a value;
     - ``error``: ``"ErrorType: message"`` for a row that did not, else None.
 
-    ``host`` may list several hosts. ``options`` are Extractor options (``format``,
-    ``max_attempts``, ``options``, ...). Rows are labelled with the batch engine, in order.
+    ``host`` may list several hosts. ``options`` are ``Labeling`` options (``format``,
+    ``max_attempts``, ``options``, ...). Rows are labelled in one session, in order.
     Raises ConfigError, SchemaError, ModelNotFound or ConnectError before any row is sent, and
     ImportError when pandas is not installed; per-row problems land in ``error``.
     """
@@ -37,15 +36,14 @@ def label_dataframe(
         raise TypeError(f"label_dataframe needs a pandas DataFrame, not {type(df).__name__}")
     if text_column not in df.columns:
         raise KeyError(f"no column {text_column!r} (columns: {', '.join(map(str, df.columns))})")
-    hosts = [host] if isinstance(host, str) else list(host or [])
     values: list[Any] = []
     oks: list[bool] = []
     errors: list[str | None] = []
     rows = ({"id": i, "text": text} for i, text in enumerate(df[text_column]))
-    with Extractor(model, host=hosts[0] if hosts else None, **options) as ex:
-        for record in extract_many(
-            ex, rows, schema, hosts=hosts or None, concurrency=concurrency, cache=cache
-        ):
+    with Labeling(
+        schema, model=model, hosts=host, concurrency=concurrency, cache=cache, **options
+    ) as session:
+        for record in session.results(rows):
             values.append(record.value)
             oks.append(record.ok)
             error = record.error

@@ -6,8 +6,8 @@ import dataclasses
 from collections.abc import Sequence
 from typing import Any, Generic, TypeVar
 
-from ._wire import Metrics
-from .errors import ExtractError
+from ..errors import ExtractError
+from .wire import Metrics
 
 T = TypeVar("T")
 

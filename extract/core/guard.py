@@ -20,7 +20,7 @@ from __future__ import annotations
 import functools
 import re
 
-from .errors import ConfigError, RunawayOutput
+from ..errors import ConfigError, RunawayOutput
 
 JSON_WHITESPACE = " \t\n\r"
 _STRING_STOP = re.compile(r'["\\]')  # the characters that can end a string or escape one

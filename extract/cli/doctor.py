@@ -7,10 +7,10 @@ import time
 
 import click
 
-from .._config import Settings
-from .._extractor import Extractor
-from .._flow import supports_schema_format
-from .._transport import Transport
+from ..client.config import Settings
+from ..client.extractor import Extractor
+from ..client.transport import Transport
+from ..core.flow import supports_schema_format
 from ..errors import EXIT_UNAVAILABLE, ExtractError, ModelNotFound
 from .common import local_server, model_options
 

@@ -28,10 +28,10 @@ from jsonschema.exceptions import best_match
 from jsonschema.protocols import Validator
 from referencing.jsonschema import UnknownDialect, specification_with
 
-from ._schema_grammar import grammar_form
-from ._schema_render import STYLES, Style, render
-from ._schema_walk import SchemaIndex, json_path
-from .errors import ConfigError, SchemaError, SchemaMismatch
+from ..errors import ConfigError, SchemaError, SchemaMismatch
+from .schema_grammar import grammar_form
+from .schema_render import STYLES, Style, render
+from .schema_walk import SchemaIndex, json_path
 
 __all__ = ["Schema", "bundled_schemas"]
 
@@ -42,9 +42,9 @@ _BUNDLED_NAME = re.compile(r"[a-z0-9][a-z0-9_-]*")
 
 
 def _bundled_dirs() -> list[Path]:
-    here = Path(__file__).resolve().parent
+    package = Path(__file__).resolve().parent.parent
     # Wheels carry the schemas inside the package; an editable install reads the repository's.
-    return [d for d in (here / "_schemas", here.parent / "schemas") if d.is_dir()]
+    return [d for d in (package / "_schemas", package.parent / "schemas") if d.is_dir()]
 
 
 def _bundled_path(name: str) -> Path | None:

@@ -14,14 +14,14 @@ from typing import Any, TypeVar
 
 import httpx
 
-from ._config import Settings
-from ._wire import GenerateRequest, GenerateResult, Metrics, redact
-from .errors import (
+from ..core.wire import GenerateRequest, GenerateResult, Metrics, redact
+from ..errors import (
     BadRequest,
     ConnectError,
     ExtractError,
     ModelNotFound,
     RequestRejected,
+    RequestTimeout,
     RunawayOutput,
     ServerBusy,
     ServerError,
@@ -29,9 +29,7 @@ from .errors import (
     TransportError,
     TruncatedOutput,
 )
-from .errors import (
-    TimeoutError as ReadTimeout,
-)
+from .config import Settings
 
 R = TypeVar("R")
 # A reply line past this size is not a reply: a broken or hostile server. Bounds memory.
@@ -41,6 +39,8 @@ MAX_ERROR_BODY = 4096
 MAX_REPLY_BYTES = 64 * 1024 * 1024
 # Ollama sends a token per line; this many lines in a row without text is a stuck stream.
 MAX_EMPTY_LINES = 1000
+# What a server without /api/version is taken to run: older than schema formats (0.5.0).
+LEGACY_VERSION = "0.1.0"
 # /api/show, /api/version, /api/tags: a model's template and parameters fit well inside this.
 MAX_SMALL_BODY = 16 * 1024 * 1024
 
@@ -231,7 +231,7 @@ def _mapped_errors(host: str, model: str | None, secret: str | None = None) -> I
             _blank(exc, secret)
         raise
     except httpx.TimeoutException as exc:
-        raise ReadTimeout(f"timed out ({type(exc).__name__})", host=host, model=model) from None
+        raise RequestTimeout(f"timed out ({type(exc).__name__})", host=host, model=model) from None
     except (httpx.ConnectError, httpx.NetworkError, httpx.RemoteProtocolError) as exc:
         reason = str(exc) or type(exc).__name__
         raise ConnectError(f"connection failed: {reason}", host=host, model=model) from None
@@ -275,8 +275,17 @@ class _Base:
     # Sans-I/O flows for the small endpoints: each yields its request and reads the response.
 
     def _version_flow(self) -> Flow[str]:
-        reply = self._json((yield self._build("GET", "/api/version")))
+        response = yield self._build("GET", "/api/version")
+        if response.status_code == 404:
+            return LEGACY_VERSION  # servers before /api/version existed predate schema formats
+        reply = self._json(response)
         return str(reply.get("version", "")) if isinstance(reply, dict) else ""
+
+    def _fact_flow(self, fact: str, model: str) -> Flow[Any]:
+        """A server fact an extractor needs once: ``"version"`` or ``"show"`` (the model)."""
+        if fact == "version":
+            return (yield from self._version_flow())
+        return (yield from self._show_flow(model))
 
     def _show_flow(self, model: str) -> Flow[dict[str, Any]]:
         request = self._build("POST", "/api/show", {"model": model})
@@ -344,6 +353,10 @@ class Transport(_Base):
 
     def ping(self) -> str:
         return self._run(self._ping_flow())
+
+    def fact(self, fact: str, model: str) -> Any:
+        """``version()`` or ``show(model)``, by name."""
+        return self._run(self._fact_flow(fact, model), model)
 
     def stream_generate(
         self, request: GenerateRequest, *, timeout: httpx.Timeout | None = None
@@ -434,6 +447,10 @@ class AsyncTransport(_Base):
 
     async def ping(self) -> str:
         return await self._run(self._ping_flow())
+
+    async def fact(self, fact: str, model: str) -> Any:
+        """``version()`` or ``show(model)``, by name."""
+        return await self._run(self._fact_flow(fact, model), model)
 
     async def stream_generate(
         self, request: GenerateRequest, *, timeout: httpx.Timeout | None = None

@@ -20,7 +20,7 @@ from typing import Any, Literal
 
 import json_repair
 
-from .errors import EmptyOutput, InvalidJSON
+from ..errors import EmptyOutput, InvalidJSON
 
 Stage = Literal["strict", "lenient", "repair"]
 

@@ -26,8 +26,8 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import IO, Any
 
-from ._wire import Metrics
-from .errors import ConfigError, ExtractError, InputError
+from ..core.wire import Metrics
+from ..errors import ConfigError, ExtractError, InputError
 
 _BOM = b"\xef\xbb\xbf"
 # A flushed line survives a killed process; fsync (for a crashed machine) is paced, not per line.

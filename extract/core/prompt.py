@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import re
 
-from . import errors
+from .. import errors
 from .schema import Schema
 
 DEFAULT_INSTRUCTIONS = "Extract the information from the document below."

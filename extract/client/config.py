@@ -8,8 +8,8 @@ from collections.abc import Mapping
 
 import httpx
 
-from ._wire import parse_host
-from .errors import ConfigError
+from ..core.wire import parse_host
+from ..errors import ConfigError
 
 ENV_HOST = "OLLAMA_HOST"
 ENV_API_KEY = "OLLAMA_API_KEY"
@@ -64,7 +64,7 @@ class Settings:
         )
 
     def headers(self) -> dict[str, str]:
-        from . import __version__
+        from .. import __version__
 
         headers = {"User-Agent": f"extract/{__version__}", "Accept": "application/x-ndjson"}
         if self.api_key:

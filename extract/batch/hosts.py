@@ -18,12 +18,14 @@ import inspect
 import math
 import time
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import tenacity
 
-from ._extractor import AsyncExtractor
-from .errors import ServerBusy, TransportError
+from ..errors import ServerBusy, TransportError
+
+if TYPE_CHECKING:
+    from ..client.extractor import AsyncExtractor
 
 # Ollama's default OLLAMA_NUM_PARALLEL: the only number of slots a client can count on.
 DEFAULT_START = 1
@@ -267,7 +269,7 @@ class HostPool:
         """Whether retrying on ``host`` makes sense (it has not been set aside)."""
         return not host.set_aside(self._clock())
 
-    def policy(self, host: Host, base: tenacity.AsyncRetrying) -> tenacity.AsyncRetrying:
+    def policy(self, host: Host, base: tenacity.BaseRetrying) -> tenacity.BaseRetrying:
         """``base`` that also reports each failed try to the pool and stops on a set-aside host."""
         user_hook = base.before_sleep
         hook: Callable[[tenacity.RetryCallState], Any]

@@ -8,7 +8,7 @@ import os
 from collections.abc import Sequence
 from pathlib import Path
 
-from .errors import InputError
+from ..errors import InputError
 
 ImageInput = bytes | str | os.PathLike[str]
 

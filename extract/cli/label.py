@@ -12,11 +12,10 @@ from typing import IO, Any
 
 import click
 
-from .._cache import Cache
-from .._extractor import AsyncExtractor
-from .._progress import Progress, Tally
-from .._records import Document, OutputFile, count_lines, open_csv, read_csv, read_jsonl
-from ..batch import aextract_many
+from ..batch.cache import Cache
+from ..batch.progress import Progress, Tally
+from ..batch.records import Document, OutputFile, count_lines, open_csv, read_csv, read_jsonl
+from ..batch.session import Labeling
 from .common import local_server, model_options
 
 EXIT_SOME_FAILED = 1
@@ -166,10 +165,11 @@ async def _label_all(
     cache: Cache | None,
 ) -> None:
     fmt: Any = None if format_mode == "none" else format_mode
-    async with AsyncExtractor(model, host=urls[0] if urls else None, format=fmt) as ex:
-        async for record in aextract_many(
-            ex, docs, schema, hosts=urls or None, concurrency=concurrency, cache=cache
-        ):
+    session = Labeling(
+        schema, model=model, hosts=urls, concurrency=concurrency, cache=cache, format=fmt
+    )
+    async with session:
+        async for record in session.aresults(docs):
             sink.write(record.to_json())
             progress.update(record)
 

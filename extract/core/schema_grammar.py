@@ -22,11 +22,11 @@ from typing import TYPE_CHECKING, Any, TypeGuard
 
 from referencing.exceptions import Unresolvable
 
-from ._schema_combine import ANY, Conflict, Never, collapse_optional, finish, merge, types_of
-from ._schema_walk import Parts, SchemaIndex, json_path
+from .schema_combine import ANY, Conflict, Never, collapse_optional, finish, merge, types_of
+from .schema_walk import Parts, SchemaIndex, json_path
 
 if TYPE_CHECKING:
-    from ._schema_walk import Scope
+    from .schema_walk import Scope
 
 # Repetition counts expand into one grammar rule per step; past this they are not worth it.
 MAX_COUNT = 1000

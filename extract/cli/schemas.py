@@ -6,7 +6,7 @@ import json
 
 import click
 
-from ..schema import Schema, bundled_schemas
+from ..core.schema import Schema, bundled_schemas
 
 
 @click.group(invoke_without_command=True)

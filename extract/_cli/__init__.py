@@ -1,1 +1,0 @@
-"""The ``extract`` command's subcommands, one module each; ``extract.cli`` assembles them."""

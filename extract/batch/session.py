@@ -1,0 +1,213 @@
+"""``Labeling``: one labeling session, the single way into batch labeling.
+
+A session holds frozen options (a schema, call options, hosts, concurrency, cache) and labels
+any number of record streams, each yielding one ``Record`` per input: a value, or the error
+that stopped it. The CLI, ``label_dataframe`` and Ray's ``Labeler`` are thin faces over it.
+
+Records are read lazily (never more than the in-flight window ahead of the caller) and sent to
+the least-loaded healthy host. Per-document problems (an empty text, a reply that never
+validated, a server that stayed down) become error records and never stop the run. The hosts'
+windows, connections and what was learned about each host live as long as the session, so a
+session fed batch after batch keeps them.
+
+Records are str (the text) or dicts with an id field and a text field; other fields ride along
+in ``Record.fields``. See ``extract.batch.records`` for how ids are chosen and compared.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+from collections.abc import AsyncIterator, Iterator, Sequence
+from typing import Any, Unpack
+
+import httpx
+
+from ..client.backoff import check_retry
+from ..client.config import DEFAULT_TRANSPORT_ATTEMPTS, Settings
+from ..client.extractor import AsyncExtractor, CallOptions
+from ..core.schema import Schema
+from ..errors import ConfigError, ExtractError
+from .cache import Cache
+from .hosts import DEFAULT_CEILING, DEFAULT_START, Host, HostPool, Window
+from .records import Record
+from .run import BatchRun, Records
+from .sync import LoopThread
+
+__all__ = ["CacheArg", "Labeling", "Record"]
+
+logger = logging.getLogger("extract.batch")
+
+CacheArg = Cache | str | os.PathLike[str] | bool | None
+
+
+class Labeling:
+    """Label records with one schema and one set of options, on one or several hosts.
+
+    ``hosts`` spreads the work over several Ollama hosts (default: ``OLLAMA_HOST``); each gets
+    an in-flight window that starts at 1 (Ollama's default ``OLLAMA_NUM_PARALLEL``) and adapts
+    to latency and 503s, never above ``concurrency`` when given (which is then also where it
+    starts). Records come in input order, or as they finish with ``ordered=False``. ``cache``:
+    True for the default file, a path, or a ``Cache``; only validated values are stored.
+    ``options`` (``format``, ``max_attempts``, ``retry``, ``options``, ``system``, ...) apply to
+    every document and stay constant, so the model is never reloaded mid-run. ``transport`` is
+    an httpx async transport for every host (tests).
+
+    Use it as a context manager (``with`` for :meth:`results`, ``async with`` for
+    :meth:`aresults`), or call ``close()``/``aclose()``. One session serves one event loop:
+    the sync face runs its own on a background thread.
+
+    Raises ConfigError or SchemaError for bad arguments, here, before any record is read.
+    """
+
+    def __init__(
+        self,
+        schema: Any,
+        *,
+        model: str | None = None,
+        hosts: Sequence[str] | str | None = None,
+        api_key: str | None = None,
+        concurrency: int | None = None,
+        ordered: bool = True,
+        id_field: str = "id",
+        text_field: str = "text",
+        cache: CacheArg = None,
+        transport: httpx.AsyncBaseTransport | None = None,
+        **options: Unpack[CallOptions],
+    ) -> None:
+        self.schema = Schema.load(schema)
+        self.options: CallOptions = {**options}
+        self.ordered, self.id_field, self.text_field = ordered, id_field, text_field
+        self._start, self._ceiling = _window_bounds(concurrency)
+        self._retry = check_retry(options.get("retry", DEFAULT_TRANSPORT_ATTEMPTS))
+        given: list[str | None] = [None]
+        if hosts:
+            given = [hosts] if isinstance(hosts, str) else list(hosts)
+        urls = list(dict.fromkeys(Settings.resolve(u).host for u in given))
+        self.extractors = [
+            AsyncExtractor(model, host=url, api_key=api_key, transport=transport, **options)
+            for url in urls
+        ]
+        # Plan one call now, so a bad option or template fails here rather than per record.
+        self.extractors[0].cache_key("check", self.schema)
+        self.cache, self._own_cache = _open_cache(cache)
+        self._pool: HostPool | None = None
+        self._thread: LoopThread | None = None
+
+    @property
+    def model(self) -> str:
+        return self.extractors[0].model
+
+    @property
+    def hosts(self) -> list[str]:
+        return [ex.settings.host for ex in self.extractors]
+
+    def __repr__(self) -> str:
+        return f"Labeling(model={self.model!r}, hosts={self.hosts!r}, schema={self.schema!r})"
+
+    async def aresults(self, records: Records) -> AsyncIterator[Record]:
+        """Label every record of ``records`` (an iterable or async iterable of str or dict);
+        yield one ``Record`` per input.
+
+        Before reading any record, the first call asks every host for the model: with one
+        host, ModelNotFound or ConnectError stops the run there; with several, failing hosts
+        are left out (with a warning) while one is usable. Errors of the input iterable itself
+        propagate; per-document errors become records.
+        """
+        if self._pool is None:
+            self._pool = await self._open_pool()
+        run = BatchRun(
+            self._pool,
+            keys=self.extractors[0],
+            schema=self.schema,
+            retry=self._retry,
+            cache=self.cache,
+            ordered=self.ordered,
+            id_field=self.id_field,
+            text_field=self.text_field,
+        )
+        try:
+            async for record in run.results(records):
+                yield record
+        finally:
+            await run.aclose()
+
+    def results(self, records: Records) -> Iterator[Record]:
+        """The sync face of :meth:`aresults`: same records, same errors.
+
+        The session runs on an event loop in a background thread that lives until ``close()``;
+        records are handed over through a small bounded buffer.
+        """
+        if self._thread is None:
+            self._thread = LoopThread("extract-labeling")
+        return self._thread.iterate(lambda: self.aresults(records))
+
+    async def _open_pool(self) -> HostPool:
+        """Ask every host for the model once, before the first run.
+
+        One host down must not stop a cluster-wide job, but a single host that cannot serve
+        the model should stop the run before it starts rather than fail every record.
+        """
+        checks = await asyncio.gather(
+            *(ex.transport.show(ex.model) for ex in self.extractors), return_exceptions=True
+        )
+        usable = [ex for ex, c in zip(self.extractors, checks, strict=True) if isinstance(c, dict)]
+        failures = [c for c in checks if isinstance(c, BaseException)]
+        for failure in failures:
+            if not isinstance(failure, ExtractError):
+                raise failure
+            if usable:
+                logger.warning("leaving out a host for this run: %s", failure)
+        if not usable:
+            raise failures[0]
+        return HostPool(
+            [Host(ex.settings.host, ex, Window(self._start, self._ceiling)) for ex in usable]
+        )
+
+    async def aclose(self) -> None:
+        """Close the connections and the cache this session opened (again: nothing)."""
+        for ex in self.extractors:
+            await ex.aclose()
+        if self._own_cache and self.cache is not None:
+            self.cache.close()
+
+    def close(self) -> None:
+        """The sync twin of :meth:`aclose`; also stops the background loop."""
+        thread, self._thread = self._thread, None
+        if thread is None:
+            asyncio.run(self.aclose())
+            return
+        try:
+            thread.run(self.aclose())
+        finally:
+            thread.close()
+
+    async def __aenter__(self) -> Labeling:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    def __enter__(self) -> Labeling:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _window_bounds(concurrency: int | None) -> tuple[int, int]:
+    if concurrency is None:
+        return DEFAULT_START, DEFAULT_CEILING
+    if isinstance(concurrency, bool) or not isinstance(concurrency, int) or concurrency < 1:
+        raise ConfigError(f"concurrency={concurrency!r}: give a number of requests (≥ 1)")
+    return concurrency, concurrency
+
+
+def _open_cache(cache: CacheArg) -> tuple[Cache | None, bool]:
+    """The cache to use and whether this session opened it (and so closes it)."""
+    if cache is None or cache is False:
+        return None, False
+    if isinstance(cache, Cache):
+        return cache, False
+    return Cache(None if cache is True else cache), True

@@ -1,0 +1,1 @@
+"""One document at a time: the Ollama transport and the extractors that drive the attempt flow."""
