@@ -7,8 +7,7 @@
 See ``extract.errors`` for the error tree and ``Labeling`` for many documents.
 """
 
-__version__ = "0.1.0"
-
+from ._version import __version__
 from .batch import Cache, Labeling, Record
 from .client.extractor import AsyncExtractor, CallOptions, Extractor
 from .core.result import Attempt, AttemptFailed, Extraction, Partial

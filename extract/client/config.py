@@ -8,6 +8,7 @@ from collections.abc import Mapping
 
 import httpx
 
+from .._version import __version__
 from ..core.wire import parse_host
 from ..errors import ConfigError
 
@@ -64,8 +65,6 @@ class Settings:
         )
 
     def headers(self) -> dict[str, str]:
-        from .. import __version__
-
         headers = {"User-Agent": f"extract/{__version__}", "Accept": "application/x-ndjson"}
         if self.api_key:
             headers["Authorization"] = f"Bearer {self.api_key}"
