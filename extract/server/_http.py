@@ -1,7 +1,8 @@
-"""The HTTP side of the server, shared by every engine: routes, bodies, NDJSON and SSE streams.
+"""The HTTP side of the server, shared by every engine: routes, NDJSON and SSE streams.
 
 Standard library only: ``ThreadingHTTPServer`` speaking HTTP/1.1 with keep-alive, a thread per
-connection, chunked transfer encoding for streams.
+connection, chunked transfer encoding for streams. What concerns one connection whatever the
+route (timeouts, bounded bodies, error answers to malformed requests) is in ``_connection``.
 """
 
 from __future__ import annotations
@@ -15,11 +16,12 @@ import sys
 import threading
 import urllib.parse
 from collections.abc import Callable, Generator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 from types import TracebackType
 from typing import Any, Self
 
 from . import _replies
+from ._connection import ConnectionHandler
 from ._engine import Api, Disconnect, Engine, Event, Fault, Final, Job, find_model
 from ._requests import chat_job, check_format, generate_job, openai_job, parse_body
 
@@ -28,7 +30,6 @@ log = logging.getLogger("extract.server")
 DEFAULT_HOST = "127.0.0.1"
 # How long stop() waits for request threads still finishing a reply.
 _HANDLER_JOIN_SECONDS = 5.0
-_JSON = "application/json; charset=utf-8"
 
 
 class _Server(ThreadingHTTPServer):
@@ -80,28 +81,18 @@ class _Server(ThreadingHTTPServer):
             thread.join(timeout)
 
 
-class _Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-    server_version = "extract-server"
-    sys_version = ""
+class _Handler(ConnectionHandler):
     server: _Server
 
     def setup(self) -> None:
         super().setup()
-        # Headers and body go out in separate writes; with Nagle's algorithm on, the second
-        # waits for the client's delayed ACK (~40 ms a request).
-        self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self.server.track(self.connection)
 
     def finish(self) -> None:
         try:
-            with contextlib.suppress(OSError):
-                super().finish()
+            super().finish()
         finally:
             self.server.untrack()
-
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - the base's name
-        log.debug("%s - %s", self.address_string(), format % args)
 
     def do_GET(self) -> None:
         self._dispatch()
@@ -110,10 +101,8 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _dispatch(self) -> None:
         path = urllib.parse.urlsplit(self.path).path
-        try:
-            raw = self._read_body()
-        except (OSError, ValueError):
-            self.close_connection = True
+        raw = self._read_body()
+        if raw is None:
             return
         headers = {k.lower(): v for k, v in self.headers.items()}
         self.server.engine.observe(path, _object_or_empty(raw), headers)
@@ -129,18 +118,6 @@ class _Handler(BaseHTTPRequestHandler):
         except OSError:
             # The client went away mid-reply; nothing more can be sent on this connection.
             self.close_connection = True
-
-    def _read_body(self) -> bytes:
-        if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
-            parts = []
-            while size := int(self.rfile.readline().split(b";")[0].strip() or b"0", 16):
-                parts.append(self.rfile.read(size))
-                self.rfile.readline()
-            while self.rfile.readline().strip():
-                pass
-            return b"".join(parts)
-        length = int(self.headers.get("Content-Length") or 0)
-        return self.rfile.read(length) if length > 0 else b""
 
     # -- routes -------------------------------------------------------------------------------
 
@@ -246,24 +223,6 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _write_chunk(self, data: bytes) -> None:
         self.wfile.write(b"%x\r\n%s\r\n" % (len(data), data))
-
-    def _send_json(self, status: int, body: dict[str, Any]) -> None:
-        self._send(status, json.dumps(body, ensure_ascii=False).encode(), _JSON)
-
-    def _send(self, status: int, data: bytes, content_type: str) -> None:
-        self.send_response(status)
-        self.send_header("Content-Type", content_type)
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        if self.command != "HEAD":
-            self.wfile.write(data)
-
-    def _drop(self) -> None:
-        """End the connection at once: no status line, or no chunk terminator after one."""
-        self.close_connection = True
-        with contextlib.suppress(OSError):
-            self.wfile.flush()
-            self.connection.shutdown(socket.SHUT_RDWR)
 
 
 def _guarded(events: Generator[Event, None, None]) -> Generator[Event, None, None]:
