@@ -66,7 +66,12 @@ def generate(client: httpx.Client, **fields: Any) -> httpx.Response:
 def test_public_names() -> None:
     assert set(extract.server.__all__) == {
         "DEFAULT_LOCAL_MODEL",
+        "Disconnect",
         "Engine",
+        "Event",
+        "Fault",
+        "Final",
+        "Job",
         "LlamaEngine",
         "ModelEntry",
         "RecordedRequest",
