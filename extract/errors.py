@@ -7,6 +7,7 @@ whether trying again can help. The retry logic reads the class, never flags::
     ├── ConfigError                 bad argument or environment value (fix the call)
     ├── SchemaError                 the schema is not a valid JSON Schema (.path)
     ├── InputError                  a document or image extract cannot send (.field)
+    │   └── DocumentTooLong         the prompt does not fit the context (.chars, .tokens, .context)
     ├── TransportError              retryable: resend the same request after a back-off
     │   ├── ConnectError            the host is unreachable
     │   ├── RequestTimeout          no answer within the timeout
@@ -40,6 +41,7 @@ __all__ = [
     "BadRequest",
     "ConfigError",
     "ConnectError",
+    "DocumentTooLong",
     "EmptyOutput",
     "ExtractError",
     "ExtractionFailed",
@@ -106,6 +108,30 @@ class InputError(ExtractError):
     def __init__(self, message: str, *, field: str | None = None) -> None:
         super().__init__(message)
         self.field = field
+
+
+class DocumentTooLong(InputError):
+    """The prompt does not fit the model's context, so the server would cut it or refused it.
+
+    ``tokens`` is the prompt's size in tokens when the server said, ``context`` the context
+    (``num_ctx``) it had to fit, ``chars`` the document's length. Not retryable: split the
+    document (``chunk=``), raise ``num_ctx``, or shorten it.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        chars: int | None = None,
+        tokens: int | None = None,
+        context: int | None = None,
+    ) -> None:
+        super().__init__(message, field="text")
+        self.chars, self.tokens, self.context = chars, tokens, context
+
+    def to_dict(self) -> dict[str, Any]:
+        sizes = {"chars": self.chars, "tokens": self.tokens, "context": self.context}
+        return {**super().to_dict(), **{k: v for k, v in sizes.items() if v is not None}}
 
 
 class _Remote(ExtractError):
