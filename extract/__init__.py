@@ -11,7 +11,7 @@ from ._version import __version__
 from .batch import Cache, Labeling, Record
 from .client.extractor import AsyncExtractor, CallOptions, Extractor
 from .core.result import Attempt, AttemptFailed, Extraction, Partial
-from .core.schema import Schema, bundled_schemas
+from .core.schema import CHECKED_FORMATS, Schema, bundled_schemas
 from .core.wire import Metrics
 from .errors import (
     BadRequest,
@@ -38,6 +38,7 @@ from .errors import (
 from .integrations.pandas import label_dataframe
 
 __all__ = [
+    "CHECKED_FORMATS",
     "AsyncExtractor",
     "Attempt",
     "AttemptFailed",

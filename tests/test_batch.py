@@ -27,8 +27,8 @@ from extract import (
     ModelNotFound,
     SchemaError,
 )
-from extract.batch.cache import Cache
 from extract.batch import Record, aextract_many, extract_many
+from extract.batch.cache import Cache
 from extract.server import Reply
 
 N_SCHEMA = {"type": "object", "properties": {"n": {"type": "integer"}}, "required": ["n"]}

@@ -17,10 +17,10 @@ import pytest
 from click.testing import CliRunner
 from conftest import Responder, Scripted
 
-from extract.cli.label import EXIT_SOME_FAILED
-from extract.batch.progress import Progress, Tally
 from extract.batch import Record
+from extract.batch.progress import Progress, Tally
 from extract.cli import main
+from extract.cli.label import EXIT_SOME_FAILED
 from extract.server import Reply
 
 SCHEMA = {"type": "object", "properties": {"n": {"type": "integer"}}, "required": ["n"]}

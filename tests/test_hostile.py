@@ -32,11 +32,11 @@ from extract import (
     Schema,
     SchemaError,
 )
-from extract.client.config import Settings
-from extract.core.prompt import build_prompt, build_reask
-from extract.client.transport import Transport
 from extract.batch import extract_many
 from extract.cli import main
+from extract.client.config import Settings
+from extract.client.transport import Transport
+from extract.core.prompt import build_prompt, build_reask
 from extract.errors import InvalidJSON
 from extract.server import Reply
 

@@ -37,11 +37,11 @@ from extract import (
     ServerError,
     TransportError,
 )
-from extract.client.config import Settings
-from extract.batch.records import OutputFile, read_jsonl
-from extract.client.transport import Transport
 from extract.batch import aextract_many, extract_many
+from extract.batch.records import OutputFile, read_jsonl
 from extract.cli import main
+from extract.client.config import Settings
+from extract.client.transport import Transport
 from extract.errors import ConfigError, StreamError
 from extract.server import Reply
 

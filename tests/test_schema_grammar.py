@@ -17,9 +17,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from extract.core.schema import Schema
 from extract.core.schema_grammar import ANY, MAX_NODES
 from extract.errors import SchemaError, SchemaMismatch
-from extract.core.schema import Schema
 
 PRIMITIVES = {"boolean", "number", "integer", "string", "null", "object", "array"}
 SIMPLE_REF = re.compile(r"#/\$defs/[A-Za-z0-9_-]+")
@@ -185,8 +185,8 @@ def test_recursion_keeps_a_local_ref() -> None:
 def test_recursion_through_the_root_and_odd_names() -> None:
     form = grammar(
         {
-            "properties": {"next": {"$ref": "#"}, "x": {"$ref": "#/$defs/a~1b c"}},
-            "$defs": {"a/b c": {"items": {"$ref": "#/$defs/a~1b c"}}},
+            "properties": {"next": {"$ref": "#"}, "x": {"$ref": "#/$defs/a~1b%20c"}},
+            "$defs": {"a/b c": {"items": {"$ref": "#/$defs/a~1b%20c"}}},
         }
     )
     assert form["properties"]["next"] == {"$ref": "#/$defs/schema"}

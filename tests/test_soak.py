@@ -46,9 +46,9 @@ from extract import (
     TransportError,
     TruncatedOutput,
 )
-from extract.core.flow import AttemptFlow
-from extract.batch.records import Document
 from extract.batch import Record, aextract_many
+from extract.batch.records import Document
+from extract.core.flow import AttemptFlow
 from extract.errors import RequestTimeout as ReadTimeout
 from extract.server import Reply, ScriptedEngine, serve
 from extract.server.scripted import split_chunks

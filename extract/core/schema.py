@@ -9,6 +9,9 @@ A :class:`Schema` is checked once, when it is loaded, and then serves three purp
 
 The root need not be an object schema: ``{"type": "string", "enum": [...]}`` makes each reply a
 bare JSON string. Nothing here touches the network; ``$ref``s must point inside the schema.
+
+The ``format`` keyword is checked for the formats in :data:`CHECKED_FORMATS`, the same on every
+install (see ``extract/_formats.py``); any other format is an annotation and is not checked.
 """
 
 from __future__ import annotations
@@ -29,11 +32,12 @@ from jsonschema.protocols import Validator
 from referencing.jsonschema import UnknownDialect, specification_with
 
 from ..errors import ConfigError, SchemaError, SchemaMismatch
+from .formats import CHECKED_FORMATS, FORMAT_CHECKER
 from .schema_grammar import grammar_form
 from .schema_render import STYLES, Style, render
 from .schema_walk import SchemaIndex, json_path
 
-__all__ = ["Schema", "bundled_schemas"]
+__all__ = ["CHECKED_FORMATS", "Schema", "bundled_schemas"]
 
 DEFAULT_DIALECT = "https://json-schema.org/draft/2020-12/schema"
 MAX_MESSAGE = 300  # characters of a validation message (they quote the offending value)
@@ -181,7 +185,7 @@ class Schema:
             raise SchemaError("a schema must be a JSON object")
         try:
             cls = _validator_class(schema)
-            meta = cls(cls.META_SCHEMA, format_checker=cls.FORMAT_CHECKER)
+            meta = cls(cls.META_SCHEMA, format_checker=FORMAT_CHECKER)
             error = best_match(meta.iter_errors(schema))
             if error is not None:
                 raise SchemaError(
@@ -192,9 +196,7 @@ class Schema:
             self.grammar, self._notes = grammar_form(self._index)
         except RecursionError:
             raise SchemaError("the schema is nested too deeply") from None
-        self._validator = cls(
-            schema, registry=self._index.registry, format_checker=cls.FORMAT_CHECKER
-        )
+        self._validator = cls(schema, registry=self._index.registry, format_checker=FORMAT_CHECKER)
         self.json_schema = schema
         self.model = model
         title, description = schema.get("title"), schema.get("description")
@@ -256,6 +258,9 @@ class Schema:
 
         Raises SchemaMismatch with the single most useful error and its JSON path
         (e.g. ``$.items[2].price``), from the JSON Schema first, then from the Pydantic model.
+        With a model, the model decides: a reply it accepts is returned even where a ``format``
+        in its JSON Schema would reject it (pydantic's ``datetime`` takes a time without an
+        offset, its ``AnyUrl`` a space, which it escapes).
         """
         if self.model is None:
             self._check_json_schema(value)
