@@ -24,6 +24,9 @@ DEFAULT_MAX_ATTEMPTS = 3
 DEFAULT_TRANSPORT_ATTEMPTS = 4
 # Extraction replies are short; an uncapped JSON-mode generation can run for minutes.
 DEFAULT_NUM_PREDICT = 1024
+# Ollama's num_ctx when neither the call nor the model's Modelfile sets one (0.6+, on machines
+# with less than 24 GiB of VRAM, this one included).
+DEFAULT_NUM_CTX = 4096
 # Streaming lets the guards cut a runaway reply short, at a client cost per token. It is worth
 # it while a whole num_predict budget takes the server at least this long to generate; a server
 # faster than that is sent `stream: false` and its one body is guarded as a whole.

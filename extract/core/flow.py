@@ -22,6 +22,8 @@ from .schema import Schema
 from .wire import Format, GenerateRequest, GenerateResult, Metrics
 
 SCHEMA_FORMAT_SINCE = (0, 5, 0)
+# Servers since 0.12.6 take `truncate: false` and refuse an over-long prompt instead of cutting it.
+TRUNCATE_FLAG_SINCE = (0, 12, 6)
 
 
 class AttemptFlow:
@@ -159,6 +161,21 @@ def choose_format(mode: str | None, schema: Schema, server_version: str | None) 
 
 
 @functools.lru_cache(maxsize=64)
+def server_at_least(version: str | None, since: tuple[int, ...]) -> bool:
+    """Whether a server version is ``since`` or newer; development builds (0.0.0) and versions
+    that cannot be read count as current.
+
+    >>> server_at_least("0.12.5", TRUNCATE_FLAG_SINCE), server_at_least("0.12.6", TRUNCATE_FLAG_SINCE)
+    (False, True)
+    """
+    parts = re.findall(r"\d+", version or "")[:3]
+    if len(parts) < 2:
+        return True
+    found = tuple(int(p) for p in parts)
+    return found == (0, 0, 0)[: len(found)] or found >= since
+
+
+@functools.lru_cache(maxsize=64)
 def supports_schema_format(version: str | None) -> bool:
     """Whether a server version takes a JSON Schema as ``format`` (Ollama 0.5.0+).
 
@@ -169,8 +186,4 @@ def supports_schema_format(version: str | None) -> bool:
     >>> supports_schema_format("v0.12.3-rc1"), supports_schema_format("garbage")
     (True, True)
     """
-    parts = re.findall(r"\d+", version or "")[:3]
-    if len(parts) < 2:
-        return True
-    found = tuple(int(p) for p in parts)
-    return found == (0, 0, 0)[: len(found)] or found >= SCHEMA_FORMAT_SINCE
+    return server_at_least(version, SCHEMA_FORMAT_SINCE)

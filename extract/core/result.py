@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from typing import Any, Generic, TypeVar
 
 from ..errors import ExtractError
+from .grounding import Span
 from .wire import Metrics
 
 T = TypeVar("T")
@@ -50,7 +51,9 @@ class Extraction(Generic[T]):
     """A validated value and how it was obtained.
 
     ``value`` is an instance of the Pydantic model when the schema was one, else plain JSON data.
-    ``usage`` sums the counters of every attempt, including failed ones.
+    ``usage`` sums the counters of every attempt, including failed ones. ``chunks`` is the
+    number of pieces a long document was read in (1: whole); ``spans`` says where each value of
+    a grounded field (``x-grounded``) occurs in the document.
     """
 
     value: T
@@ -58,6 +61,8 @@ class Extraction(Generic[T]):
     attempts: tuple[Attempt, ...]
     model: str
     host: str
+    chunks: int = 1
+    spans: tuple[Span, ...] = ()
 
     @property
     def usage(self) -> Metrics:
