@@ -109,9 +109,9 @@ def test_unconvertible_schema_is_400(client: httpx.Client) -> None:
 def test_official_client_gets_valid_replies(url: str) -> None:
     client = ollama.Client(host=url)
     shaped = client.generate(model="smollm2:135m", prompt=PROMPT, format=PERSON, options=GREEDY)
-    jsonschema.validate(json.loads(shaped.response), PERSON)
+    jsonschema.validate(json.loads(shaped.response or ""), PERSON)
     loose = client.generate(model="smollm2", prompt=PROMPT, format="json", options=GREEDY)
-    assert isinstance(json.loads(loose.response), dict)
+    assert isinstance(json.loads(loose.response or ""), dict)
     assert shaped.eval_count
     assert shaped.eval_duration
 
@@ -127,3 +127,119 @@ def test_openai_json_schema(client: httpx.Client) -> None:
     reply = client.post("/v1/chat/completions", json=body).json()
     jsonschema.validate(json.loads(reply["choices"][0]["message"]["content"]), PERSON)
     assert reply["usage"]["completion_tokens"] > 0
+
+
+# -- logprobs, in Ollama's form --------------------------------------------------------------
+
+ENTRY_KEYS, TOP_KEYS = {"token", "logprob", "bytes", "top_logprobs"}, {"token", "logprob", "bytes"}
+
+
+def check_entry(entry: dict[str, Any], keys: set[str]) -> None:
+    assert set(entry) <= keys
+    assert isinstance(entry["token"], str)
+    assert isinstance(entry["logprob"], float)
+    assert entry["logprob"] <= 0
+    assert entry["bytes"] == list(entry["token"].encode())
+
+
+def test_logprobs_have_ollamas_form(client: httpx.Client) -> None:
+    reply = generate(client, format=PERSON, logprobs=True, top_logprobs=3)
+    entries = reply["logprobs"]
+    assert len(entries) == reply["eval_count"]
+    assert "".join(e["token"] for e in entries) == reply["response"]
+    for entry in entries:
+        check_entry(entry, ENTRY_KEYS)
+        top = entry["top_logprobs"]
+        assert len(top) == 3
+        for alternative in top:
+            check_entry(alternative, TOP_KEYS)
+        assert [t["logprob"] for t in top] == sorted((t["logprob"] for t in top), reverse=True)
+        assert entry["logprob"] <= top[0]["logprob"]
+    # The model's own distribution, before the grammar: what the grammar made it write is not
+    # always what it would have written.
+    assert any(e["token"] != e["top_logprobs"][0]["token"] for e in entries)
+
+
+def test_logprobs_without_a_grammar_follow_greedy_choice(client: httpx.Client) -> None:
+    reply = generate(client, logprobs=True, top_logprobs=1)
+    assert len(reply["logprobs"]) == reply["eval_count"] > 0
+    assert all(e["token"] == e["top_logprobs"][0]["token"] for e in reply["logprobs"])
+    plain = generate(client, logprobs=True)
+    assert all("top_logprobs" not in e for e in plain["logprobs"])
+    assert "logprobs" not in generate(client)
+
+
+def test_streamed_logprobs_join_to_the_whole_replys(client: httpx.Client) -> None:
+    fields = {
+        "format": PERSON,
+        "logprobs": True,
+        "top_logprobs": 2,
+        "options": {**GREEDY, "seed": 3},
+    }
+    whole = generate(client, **fields)["logprobs"]
+    body = {"model": "smollm2", "prompt": PROMPT, **fields}
+    with client.stream("POST", "/api/generate", json=body) as reply:
+        lines = [json.loads(line) for line in reply.iter_lines()]
+    assert "logprobs" not in lines[-1]
+    streamed = [e for line in lines[:-1] for e in line["logprobs"]]
+    assert [e["token"] for e in streamed] == [e["token"] for e in whole]
+    assert [e["logprob"] for e in streamed] == pytest.approx(
+        [e["logprob"] for e in whole], abs=1e-3
+    )
+
+
+def test_official_client_reads_our_logprobs(url: str) -> None:
+    client = ollama.Client(host=url)
+    reply = client.generate(
+        model="smollm2", prompt=PROMPT, format=PERSON, options=GREEDY, logprobs=True, top_logprobs=2
+    )
+    assert reply.logprobs is not None
+    assert len(reply.logprobs) == reply.eval_count
+    assert all(len(e.top_logprobs or ()) == 2 and e.logprob <= 0 for e in reply.logprobs)
+
+
+def test_chat_logprobs_sit_beside_the_message(client: httpx.Client) -> None:
+    body = {
+        "model": "smollm2",
+        "messages": [{"role": "user", "content": PROMPT}],
+        "options": GREEDY,
+        "logprobs": True,
+        "stream": False,
+    }
+    reply = client.post("/api/chat", json=body).json()
+    assert len(reply["logprobs"]) == reply["eval_count"]
+
+
+# -- contexts: what /api/show and /api/ps say, and prompts that do not fit --------------------
+
+COUNTING = ", ".join(str(n) for n in range(1, 400))
+
+
+def test_a_long_prompt_is_cut_to_fill_the_context(client: httpx.Client) -> None:
+    fields = {"prompt": COUNTING, "raw": True, "options": {"temperature": 0, "num_ctx": 256}}
+    reply = generate(client, **fields)
+    # Ollama's cut: the context is full, so without a context shift one token is all there is.
+    assert reply["prompt_eval_count"] == 256
+    assert (reply["eval_count"], reply["done_reason"]) == (1, "length")
+    assert len(reply["context"]) > 256 + 1
+    (loaded,) = client.get("/api/ps").json()["models"]
+    assert loaded["context_length"] == 256
+    shown = client.post("/api/show", json={"model": "smollm2"}).json()
+    assert shown["model_info"]["llama.context_length"] == 8192
+
+
+@pytest.mark.parametrize("stream", [True, False])
+def test_truncate_false_refuses_a_long_prompt(client: httpx.Client, stream: bool) -> None:
+    body = {
+        "model": "smollm2",
+        "prompt": COUNTING,
+        "raw": True,
+        "options": {"num_ctx": 256},
+        "truncate": False,
+        "stream": stream,
+    }
+    reply = client.post("/api/generate", json=body)
+    assert (reply.status_code, reply.json()) == (
+        400,
+        {"error": "the input length exceeds the context length"},
+    )

@@ -14,7 +14,14 @@ from typing import Any, TypeVar
 
 import httpx
 
-from ..core.wire import GenerateRequest, GenerateResult, Metrics, redact
+from ..core.wire import (
+    GenerateRequest,
+    GenerateResult,
+    Metrics,
+    TokenLogprob,
+    parse_logprobs,
+    redact,
+)
 from ..errors import (
     BadRequest,
     ConnectError,
@@ -107,6 +114,7 @@ class ReplyReader:
 
     Text is appended from every line, the done line included; an ``{"error"}`` line is a
     ``StreamError``; a reply that ends without ``done: true`` is ``TruncatedOutput``.
+    ``logprobs`` are joined across lines the same way; malformed ones void them all, quietly.
     """
 
     def __init__(self, *, host: str, model: str) -> None:
@@ -115,6 +123,8 @@ class ReplyReader:
         self._thinking: list[str] = []
         self._final: dict[str, Any] | None = None
         self._empty_lines = 0
+        self._logprobs: list[TokenLogprob] | None = None  # None until a line carries some
+        self._logprobs_void = False
 
     @property
     def text(self) -> str:
@@ -145,6 +155,8 @@ class ReplyReader:
             self._text.append(delta)
         if thinking:
             self._thinking.append(thinking)
+        if obj.get("logprobs") is not None:
+            self._add_logprobs(obj["logprobs"])
         if obj.get("done") is True:
             self._final = obj
         elif delta or thinking:
@@ -157,6 +169,14 @@ class ReplyReader:
                     raw=self.text,
                 )
         return delta, thinking
+
+    def _add_logprobs(self, value: Any) -> None:
+        entries = parse_logprobs(value)
+        if entries is None:
+            self._logprobs_void = True
+        else:
+            self._logprobs = self._logprobs if self._logprobs is not None else []
+            self._logprobs.extend(entries)
 
     def result(self) -> GenerateResult:
         """The finished reply; raises TruncatedOutput when no done line arrived."""
@@ -175,6 +195,7 @@ class ReplyReader:
             done_reason=final.get("done_reason"),
             metrics=Metrics.from_wire(final),
             context=context if isinstance(context, list) else None,
+            logprobs=None if self._logprobs_void or self._logprobs is None else (*self._logprobs,),
         )
 
 

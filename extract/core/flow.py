@@ -165,8 +165,8 @@ def server_at_least(version: str | None, since: tuple[int, ...]) -> bool:
     """Whether a server version is ``since`` or newer; development builds (0.0.0) and versions
     that cannot be read count as current.
 
-    >>> server_at_least("0.12.5", TRUNCATE_FLAG_SINCE), server_at_least("0.12.6", TRUNCATE_FLAG_SINCE)
-    (False, True)
+    >>> [server_at_least(v, (0, 12, 6)) for v in ("0.12.5", "0.12.6", "0.0.0")]
+    [False, True, True]
     """
     parts = re.findall(r"\d+", version or "")[:3]
     if len(parts) < 2:

@@ -1,4 +1,4 @@
-"""Ollama's wire shapes: the /api/generate request, its reply metrics, host parsing."""
+"""Ollama's wire shapes: the /api/generate request, its reply metrics and logprobs, hosts."""
 
 from __future__ import annotations
 
@@ -162,8 +162,76 @@ class Metrics:
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
+class TokenLogprob:
+    """One generated token: its text, its natural-log probability under the model (before any
+    sampling or grammar), and the most likely tokens at its place, most likely first.
+
+    Ollama (0.12.11+) sends these as ``logprobs: [{token, logprob, bytes, top_logprobs}]``
+    when asked with ``logprobs: true`` (and ``top_logprobs: n`` for the alternatives).
+    """
+
+    token: str
+    logprob: float
+    top: tuple[TokenLogprob, ...] = ()
+
+    @classmethod
+    def from_wire(cls, value: Any) -> TokenLogprob | None:
+        """One wire entry, or None when it is not one (wrong types, a logprob above 0 or NaN).
+
+        Malformed alternatives are dropped from ``top``; the entry itself stands.
+
+        >>> TokenLogprob.from_wire({"token": "a", "logprob": -0.1, "top_logprobs": [1]})
+        TokenLogprob(token='a', logprob=-0.1, top=())
+        >>> TokenLogprob.from_wire({"token": "a", "logprob": 0.5}) is None
+        True
+        """
+        head = _token_and_logprob(value)
+        if head is None:
+            return None
+        top = value.get("top_logprobs")
+        alternatives = (_token_and_logprob(t) for t in (top if isinstance(top, list) else ()))
+        return cls(*head, tuple(cls(*t) for t in alternatives if t is not None))
+
+
+def _token_and_logprob(value: Any) -> tuple[str, float] | None:
+    if not isinstance(value, dict):
+        return None
+    token, logprob = value.get("token"), value.get("logprob")
+    if not isinstance(token, str) or isinstance(logprob, bool):
+        return None
+    if not isinstance(logprob, int | float):
+        return None
+    try:
+        number = float(logprob)
+    except OverflowError:  # an integer literal too long for a float
+        return None
+    # A probability's log is never above 0; NaN (json.loads reads it) fails the test too.
+    return (token, number) if number <= 0 else None
+
+
+def parse_logprobs(value: Any) -> tuple[TokenLogprob, ...] | None:
+    """The entries of one reply line's ``logprobs``; None when any of them is malformed, since a
+    list with holes would no longer line up with the reply's tokens.
+
+    >>> parse_logprobs([{"token": "a", "logprob": -1}])
+    (TokenLogprob(token='a', logprob=-1.0, top=()),)
+    >>> parse_logprobs([{"token": "a", "logprob": "-1"}]) is None
+    True
+    """
+    if not isinstance(value, list):
+        return None
+    entries = [TokenLogprob.from_wire(item) for item in value]
+    valid = [e for e in entries if e is not None]
+    return tuple(valid) if len(valid) == len(entries) else None
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
 class GenerateResult:
-    """One finished /api/generate call: the joined text and what the final line said."""
+    """One finished /api/generate call: the joined text and what the final line said.
+
+    ``logprobs`` joins every line's entries in order; None when the server sent none (not
+    asked, or a server older than 0.12.11) or sent some that were malformed.
+    """
 
     text: str
     thinking: str = ""
@@ -171,6 +239,7 @@ class GenerateResult:
     done_reason: str | None = None
     metrics: Metrics = dataclasses.field(default_factory=Metrics)
     context: list[int] | None = None
+    logprobs: tuple[TokenLogprob, ...] | None = None
 
 
 def parse_host(host: str | None) -> str:

@@ -9,7 +9,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from ..core.wire import METRIC_FIELDS
-from ._engine import Api, Final, Job, ModelEntry
+from ._engine import Api, Final, Job, LogprobEntry, ModelEntry, Piece
 
 NDJSON = "application/x-ndjson"
 EVENT_STREAM = "text/event-stream"
@@ -29,12 +29,14 @@ def error_body(api: Api, status: int, message: str) -> dict[str, Any]:
 
 
 class Shaper:
-    """Builds every line of one reply, so a stream's lines share an id and a timestamp."""
+    """Builds every line of one reply, so a stream's lines share an id and a timestamp, and the
+    done line knows which ``logprobs`` entries the streamed lines already carried."""
 
     def __init__(self, job: Job) -> None:
         self.job = job
         self._created = int(time.time())
         self._id = f"chatcmpl-{uuid.uuid4().hex[:12]}"
+        self._logprobs_sent = 0
 
     @property
     def content_type(self) -> str:
@@ -45,14 +47,17 @@ class Shaper:
         """A streamed line carrying ``text``."""
         if self.job.api == "openai":
             return self._openai_chunk({"role": "assistant", "content": text}, None)
-        return {**self._head(), **self._text(text), "done": False}
+        entries = text.logprobs if isinstance(text, Piece) else ()
+        self._logprobs_sent += len(entries)
+        return {**self._head(), **self._text(text), "done": False, **_logprobs(entries)}
 
     def final(self, final: Final) -> dict[str, Any]:
         """The streamed done line."""
         if self.job.api == "openai":
             delta = {"role": "assistant", "content": final.text}
             return self._openai_chunk(delta, _finish_reason(final))
-        return {**self._head(), **self._text(final.text), **self._done(final)}
+        rest = (final.logprobs or ())[self._logprobs_sent :]
+        return {**self._head(), **self._text(final.text), **self._done(final), **_logprobs(rest)}
 
     def whole(self, text: str, final: Final | None) -> dict[str, Any]:
         """The single reply of a non-streamed request; ``final`` is None when none came."""
@@ -60,7 +65,8 @@ class Shaper:
             return self._openai_whole(text, final)
         if final is None:
             return {**self._head(), **self._text(text), "done": False}
-        return {**self._head(), **self._text(text + final.text), **self._done(final)}
+        joined = _logprobs(final.logprobs or ())
+        return {**self._head(), **self._text(text + final.text), **self._done(final), **joined}
 
     def load(self, done_reason: str) -> dict[str, Any]:
         """The reply to a request that only loads or unloads the model."""
@@ -116,6 +122,11 @@ class Shaper:
             "model": self.job.requested_model,
             "system_fingerprint": "fp_ollama",
         }
+
+
+def _logprobs(entries: Sequence[LogprobEntry]) -> dict[str, Any]:
+    # Ollama leaves an empty list off the line (omitempty).
+    return {"logprobs": list(entries)} if entries else {}
 
 
 def _finish_reason(final: Final) -> str:

@@ -1,8 +1,9 @@
 """Request bodies to :class:`Job`, with Ollama's checks, statuses and messages.
 
-Ollama checks in this order, and so do we: the body binds to its Go struct (400), the model
-exists (404), raw mode conflicts (400), capabilities (400), option types (500); an empty prompt
-then only loads the model, and ``format`` is checked last (500).
+Ollama checks in this order, and so do we: the body binds to its Go struct (400),
+``top_logprobs`` is within 0-20 (400), the model exists (404), raw mode conflicts (400),
+capabilities (400), option types (500); an empty prompt then only loads the model, and
+``format`` is checked last (500).
 """
 
 from __future__ import annotations
@@ -11,11 +12,12 @@ import base64
 import binascii
 import json
 import logging
-import re
 from collections.abc import Mapping
 from typing import Any
 
+from ._duration import parse_duration
 from ._engine import Engine, Fault, Format, Job, ModelEntry, find_model
+from ._logprobs import MAX_TOP_LOGPROBS
 
 log = logging.getLogger("extract.server")
 
@@ -50,17 +52,6 @@ _OPTION_TYPES = {
     "use_mmap": "boolean",
 }
 
-_DURATION_UNITS = {
-    "ns": 1e-9,
-    "us": 1e-6,
-    "µs": 1e-6,
-    "μs": 1e-6,
-    "ms": 1e-3,
-    "s": 1,
-    "m": 60,
-    "h": 3600,
-}
-_DURATION_PART = re.compile(r"(\d*\.?\d*)([^\d.]*)")
 _THINK_LEVELS = ("high", "medium", "low")
 
 
@@ -91,6 +82,7 @@ def generate_job(body: Mapping[str, Any], engine: Engine) -> Job:
     keep_alive, think = _keep_alive(body), _think(body)
     images = body.get("images") or []
     _check_images("GenerateRequest.images", images)
+    _check_top_logprobs(body)
     entry = _model(body, engine)
     raw = bool(body.get("raw"))
     if raw and (body.get("template") or body.get("system") or body.get("context")):
@@ -114,6 +106,8 @@ def generate_job(body: Mapping[str, Any], engine: Engine) -> Job:
         think=think,
         keep_alive=keep_alive,
         truncate=body.get("truncate") is not False,
+        logprobs=body.get("logprobs") is True,
+        top_logprobs=body.get("top_logprobs") or 0,
     )
 
 
@@ -131,6 +125,7 @@ def chat_job(body: Mapping[str, Any], engine: Engine) -> Job:
         _check_fields("ChatRequest.messages", message, _MESSAGE_FIELDS)
         _check_images("ChatRequest.messages.images", message.get("images") or [])
     keep_alive, think = _keep_alive(body), _think(body)
+    _check_top_logprobs(body)
     entry = _model(body, engine)
     _check_capabilities(entry, body, ["tools"] if body.get("tools") else [], think)
     return Job(
@@ -145,6 +140,8 @@ def chat_job(body: Mapping[str, Any], engine: Engine) -> Job:
         think=think,
         keep_alive=keep_alive,
         truncate=body.get("truncate") is not False,
+        logprobs=body.get("logprobs") is True,
+        top_logprobs=body.get("top_logprobs") or 0,
     )
 
 
@@ -211,6 +208,11 @@ def _format_unchecked(body: Mapping[str, Any]) -> Any:
     return None if value in (None, "") else value
 
 
+def _check_top_logprobs(body: Mapping[str, Any]) -> None:
+    if not 0 <= (body.get("top_logprobs") or 0) <= MAX_TOP_LOGPROBS:
+        raise Fault(400, f"top_logprobs must be between 0 and {MAX_TOP_LOGPROBS}")
+
+
 def _model(body: Mapping[str, Any], engine: Engine) -> ModelEntry:
     name = body.get("model") or ""
     entry = find_model(engine, name)
@@ -264,42 +266,6 @@ def _keep_alive(body: Mapping[str, Any]) -> float | None:
     if isinstance(value, bool) or not isinstance(value, int | float | str):
         raise Fault(400, f"Unsupported type: '{_json_kind(value)}'")
     return float(value) if not isinstance(value, str) else parse_duration(value)
-
-
-def parse_duration(text: str) -> float:
-    """Seconds in a Go duration string, as ``time.ParseDuration`` reads it.
-
-    >>> parse_duration("1m30s")
-    90.0
-    >>> parse_duration("0")
-    0.0
-    >>> parse_duration("10")
-    Traceback (most recent call last):
-    extract.server._engine.Fault: time: missing unit in duration "10"
-
-    Raises:
-        Fault: 400 with Go's message for a malformed duration.
-    """
-    quoted = json.dumps(text)
-    body = text.lstrip("+-")
-    sign = -1.0 if text.startswith("-") else 1.0
-    if body == "0":
-        return 0.0
-    if not body:
-        raise Fault(400, f"time: invalid duration {quoted}")
-    total, position = 0.0, 0
-    while position < len(body):
-        match = _DURATION_PART.match(body, position)
-        number, unit = match.groups() if match else ("", "")
-        if number in ("", "."):
-            raise Fault(400, f"time: invalid duration {quoted}")
-        if not unit:
-            raise Fault(400, f"time: missing unit in duration {quoted}")
-        if unit not in _DURATION_UNITS:
-            raise Fault(400, f"time: unknown unit {json.dumps(unit)} in duration {quoted}")
-        total += float(number) * _DURATION_UNITS[unit]
-        position += len(number) + len(unit)
-    return sign * total
 
 
 def _think(body: Mapping[str, Any]) -> bool | str | None:

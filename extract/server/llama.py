@@ -4,27 +4,32 @@ llama-cpp-python (the ``local`` extra) is imported only when a model is first lo
 module imports without it. Each model generates one reply at a time (Ollama's default
 ``OLLAMA_NUM_PARALLEL=1``); other requests wait for it.
 
+A prompt longer than ``num_ctx`` is cut as Ollama's runner cuts it: the first ``num_keep``
+tokens and as much of the tail as fills the context, ``prompt_eval_count`` then being
+``num_ctx``; with ``truncate: false`` it is a 400 instead. ``num_ctx`` is capped at the context
+the GGUF was trained with, which /api/show reports; /api/ps reports the one loaded.
+``logprobs: true`` adds Ollama's per-token log-probabilities (see ``_logprobs``).
+
 Differences from Ollama, all on purpose:
 
 - /api/generate applies the GGUF's own chat template (system + prompt) and ignores ``template``.
-- A prompt longer than ``num_ctx`` is cut from the middle to three quarters of the context
-  (the first ``num_keep`` tokens and the tail kept), leaving room for the reply, since there is
-  no context shift; ``truncate: false`` makes it a 400 instead.
+- There is no context shift: a reply that reaches the end of the context stops there with
+  ``done_reason: "length"``, as Ollama does with ``shift: false``. A prompt cut to fit fills
+  the context, so its reply is one token long.
+- ``eval_count`` leaves out the end-of-generation token, which Ollama counts; so it equals the
+  number of ``logprobs`` entries (barring stop strings) where Ollama's is one more.
 - ``prompt_eval_count`` is the whole prompt even when its prefix came from the cache, and
   ``load_duration`` includes any wait for the model.
 """
 
 from __future__ import annotations
 
-import codecs
-import contextlib
 import dataclasses
 import datetime
 import hashlib
 import importlib.util
 import json
 import os
-import random
 import threading
 import time
 from collections.abc import Generator, Mapping, Sequence
@@ -32,8 +37,19 @@ from pathlib import Path
 from typing import Any, cast
 
 from ..errors import ConfigError
-from ._engine import DEFAULT_VERSION, Disconnect, Event, Fault, Final, Format, Job, ModelEntry
+from ._engine import (
+    DEFAULT_NUM_KEEP,
+    DEFAULT_VERSION,
+    Disconnect,
+    Event,
+    Fault,
+    Format,
+    Job,
+    ModelEntry,
+    fit_context,
+)
 from ._gguf import FILE_TYPES, GGUFError, read_metadata
+from ._llama_decode import decode
 
 DEFAULT_LOCAL_MODEL = "smollm2:135m"
 DEFAULT_ALIASES = ("smollm2", "smollm2:latest")
@@ -52,18 +68,6 @@ number ::= "-"? ( "0" | [1-9] [0-9]* ) ( "." [0-9]+ )? ( [eE] [-+]? [0-9]+ )? ws
 ws     ::= [ \t\n]*
 """
 
-# Ollama's sampling defaults.
-_SAMPLING_DEFAULTS = {
-    "temperature": 0.8,
-    "top_k": 40,
-    "top_p": 0.9,
-    "min_p": 0.0,
-    "typical_p": 1.0,
-    "repeat_penalty": 1.0,
-    "presence_penalty": 0.0,
-    "frequency_penalty": 0.0,
-}
-_SAMPLING_NAMES = {"temperature": "temp"}
 _WAIT_POLL_SECONDS = 0.05
 
 
@@ -99,7 +103,8 @@ class LlamaEngine:
 
     ``models`` maps names to GGUF paths; None serves the default SmolLM2-135M as
     ``smollm2:135m`` (also answering to ``smollm2`` and ``smollm2:latest``). ``n_ctx`` is the
-    context unless a request's ``num_ctx`` option reloads the model with another;
+    context unless a request's ``num_ctx`` option reloads the model with another (either
+    capped at the context the model was trained with);
     ``n_threads`` defaults to half the CPUs, for prompt and generation alike.
 
     Raises:
@@ -144,7 +149,8 @@ class LlamaEngine:
         return tuple(self._entries.values())
 
     def loaded(self) -> Sequence[ModelEntry]:
-        """The models in memory, with the context they were loaded with."""
+        """The models in memory, with the context they were loaded with (the model's own
+        trained context is what :meth:`models` reports, as Ollama's /api/show does)."""
         return tuple(
             dataclasses.replace(self._entries[name], context_length=slot.n_ctx)
             for name, slot in self._slots.items()
@@ -165,7 +171,7 @@ class LlamaEngine:
             if keep_alive == 0:
                 _free(slot)
                 return "unload"
-            _ensure_loaded(slot, self._n_ctx, self._n_threads)
+            _ensure_loaded(slot, self._context(model, None), self._n_threads)
             return "load"
 
     def close(self) -> None:
@@ -188,22 +194,32 @@ class LlamaEngine:
             if stop.is_set():
                 raise Disconnect
         try:
-            n_ctx = int(job.options.get("num_ctx") or self._n_ctx)
+            n_ctx = self._context(job.model, job.options.get("num_ctx"))
             llm = _ensure_loaded(slot, n_ctx, self._n_threads)
             loaded = time.perf_counter_ns()
-            tokens = _prompt_tokens(llm, job, n_ctx)
+            prompt = _prompt_tokens(llm, job)
+            num_keep = int(job.options.get("num_keep", DEFAULT_NUM_KEEP))
+            tokens = fit_context(prompt, n_ctx, num_keep, job.truncate)
             grammar = _grammar(llm, job.format)
-            yield from _decode(llm, job, tokens, grammar, stop, started, loaded)
+            yield from decode(llm, job, prompt, tokens, grammar, stop, started, loaded)
         finally:
             slot.lock.release()
 
+    def _context(self, model: str, num_ctx: int | None) -> int:
+        """The context to run ``model`` with, capped as Ollama caps it at the trained one."""
+        return min(num_ctx or self._n_ctx, self._entries[model].context_length)
+
 
 def _describe(name: str, path: Path, n_ctx: int, aliases: tuple[str, ...]) -> ModelEntry:
+    """The model as listed; its context is the trained one (``n_ctx`` if the GGUF is silent)."""
     if not path.is_file():
         raise ConfigError(f"model file for {name!r} not found: {path}")
     keys = {"general.architecture", "general.size_label", "general.file_type"}
     try:
         meta = read_metadata(path, {*keys, "tokenizer.chat_template"})
+        # The trained context sits under the architecture's name, known only now.
+        trained_key = f"{meta.get('general.architecture')}.context_length"
+        trained = read_metadata(path, {trained_key}).get(trained_key)
     except (GGUFError, OSError) as exc:
         raise ConfigError(f"model file for {name!r} is not a readable GGUF file: {exc}") from None
     stat = path.stat()
@@ -217,7 +233,7 @@ def _describe(name: str, path: Path, n_ctx: int, aliases: tuple[str, ...]) -> Mo
         parameter_size=str(meta.get("general.size_label", "unknown")),
         quantization_level=FILE_TYPES.get(meta.get("general.file_type", -1), "unknown"),
         capabilities=("completion",),
-        context_length=n_ctx,
+        context_length=trained if isinstance(trained, int) and trained > 0 else n_ctx,
         template=str(meta.get("tokenizer.chat_template", "{{ .Prompt }}")),
         modified_at=modified.isoformat().replace("+00:00", "Z"),
         aliases=aliases,
@@ -251,7 +267,7 @@ def _free(slot: _Slot) -> None:
     slot.llm, slot.n_ctx = None, 0
 
 
-def _prompt_tokens(llm: Any, job: Job, n_ctx: int) -> list[int]:
+def _prompt_tokens(llm: Any, job: Job) -> list[int]:
     if job.raw:
         text = job.prompt
     else:
@@ -265,12 +281,7 @@ def _prompt_tokens(llm: Any, job: Job, n_ctx: int) -> list[int]:
         if any(not 0 <= t < llm.n_vocab() for t in job.context):
             raise Fault(400, "context holds a token id outside the model's vocabulary")
         tokens = [*job.context, *tokens]
-    if len(tokens) < n_ctx:
-        return tokens
-    if not job.truncate:
-        raise Fault(400, "the input length exceeds the context length")
-    keep = min(int(job.options.get("num_keep", 4)), n_ctx // 4)
-    return tokens[:keep] + tokens[len(tokens) - (n_ctx * 3 // 4 - keep) :]
+    return tokens
 
 
 def _render_chat(llm: Any, messages: list[Mapping[str, Any]]) -> str:
@@ -311,88 +322,3 @@ def _grammar(llm: Any, fmt: Format) -> Any:
         raise Fault(400, "invalid JSON schema in format: llama.cpp cannot parse its grammar")
     llama_cpp.llama_sampler_free(sampler)
     return LlamaGrammar.from_string(text, verbose=False)
-
-
-def _decode(
-    llm: Any,
-    job: Job,
-    tokens: list[int],
-    grammar: Any,
-    stop: threading.Event,
-    started: int,
-    loaded: int,
-) -> Generator[Event, None, None]:
-    import llama_cpp
-
-    options = job.options
-    budget = llm.n_ctx() - len(tokens)
-    num_predict = int(options.get("num_predict", -1))
-    max_tokens = min(num_predict, budget) if num_predict > 0 else budget
-    seed = int(options.get("seed", -1))
-    llm.set_seed(seed if seed >= 0 else random.randrange(2**31))
-    sampling = {
-        _SAMPLING_NAMES.get(k, k): options.get(k, default)
-        for k, default in _SAMPLING_DEFAULTS.items()
-    }
-    stops = [s for s in options.get("stop", []) if s]
-    vocab = llama_cpp.llama_model_get_vocab(llm.model)
-    utf8 = codecs.getincrementaldecoder("utf-8")(errors="replace")
-    completion: list[int] = []
-    held, first, stopped, ended_by_model = "", 0, False, False
-    with contextlib.closing(llm.generate(tokens, grammar=grammar, **sampling)) as sampled:
-        for token in sampled:
-            first = first or time.perf_counter_ns()
-            if stop.is_set():
-                raise Disconnect
-            if llama_cpp.llama_vocab_is_eog(vocab, token):
-                ended_by_model = True
-                break
-            completion.append(token)
-            text, held, stopped = _release(held + utf8.decode(llm.detokenize([token])), stops)
-            if text:
-                yield text
-            if stopped or len(completion) >= max_tokens:
-                break
-    if not stopped:
-        text, _, stopped = _release(held + utf8.decode(b"", final=True), stops, final=True)
-        if text:
-            yield text
-    ended = time.perf_counter_ns()
-    first = first or ended
-    metrics = {
-        "total_duration": ended - started,
-        "load_duration": loaded - started,
-        "prompt_eval_count": len(tokens),
-        "prompt_eval_duration": first - loaded,
-        "eval_count": len(completion),
-        "eval_duration": ended - first,
-    }
-    reason = "stop" if stopped or ended_by_model else "length"
-    yield Final(reason, "", metrics, [*tokens, *completion])
-
-
-def _release(held: str, stops: list[str], final: bool = False) -> tuple[str, str, bool]:
-    """Split text into what may be sent now and what to hold back; True when a stop matched.
-
-    Text that could be the start of a stop string is held until it is known not to be one.
-
-    >>> _release("ab<|e", ["<|end|>"])
-    ('ab', '<|e', False)
-    >>> _release("ab<|end|>cd", ["<|end|>"])
-    ('ab', '', True)
-    """
-    hits = [i for i in (held.find(s) for s in stops) if i >= 0]
-    if hits:
-        return held[: min(hits)], "", True
-    if final:
-        return held, "", False
-    keep = max(
-        (
-            n
-            for s in stops
-            for n in range(min(len(s) - 1, len(held)), 0, -1)
-            if held.endswith(s[:n])
-        ),
-        default=0,
-    )
-    return held[: len(held) - keep], held[len(held) - keep :], False

@@ -7,6 +7,14 @@ reply is ``{}`` — valid JSON that fits any schema without required properties.
 ``slots`` and ``latency`` give a known capacity (``slots / latency`` requests per second): each
 request holds a slot for ``latency`` seconds plus its own delays. With ``max_queue`` set, a request
 arriving while ``slots + max_queue`` are already in flight is refused at once with Ollama's 503.
+
+Prompts are counted in words (``prompt_eval_count``) against a context of ``context_length``
+words (or the request's smaller ``num_ctx``). A longer prompt is cut as Ollama's runner cuts it
+(see :func:`~extract.server._engine.fit_context`) and reports the cut count; with
+``truncate: false`` it is refused with Ollama's 400 instead, before it takes a scripted reply.
+The engine behaves like the version it reports: before 0.12.6 it ignores ``truncate`` (and
+always cuts), before 0.12.11 it sends no ``logprobs``; from then on it sends a reply's scripted
+logprobs only when the request asks for them, as Ollama does.
 """
 
 from __future__ import annotations
@@ -14,6 +22,7 @@ from __future__ import annotations
 import collections
 import dataclasses
 import http
+import itertools
 import re
 import threading
 import time
@@ -21,9 +30,25 @@ import zlib
 from collections.abc import Callable, Generator, Iterable, Mapping, Sequence
 from typing import Any, Literal
 
-from ._engine import BUSY_MESSAGE, DEFAULT_VERSION, Disconnect, Event, Fault, Final, Job, ModelEntry
+from ._engine import (
+    BUSY_MESSAGE,
+    DEFAULT_NUM_KEEP,
+    DEFAULT_VERSION,
+    Disconnect,
+    Event,
+    Fault,
+    Final,
+    Job,
+    LogprobEntry,
+    ModelEntry,
+    Piece,
+    fit_context,
+)
 
 _TOKENISH = re.compile(r"\s*(?:\w+|[^\w\s]+)|\s+")
+DEFAULT_CONTEXT_LENGTH = 131_072
+# The first Ollama versions that read `truncate` and that send `logprobs`.
+_TRUNCATE_SINCE, _LOGPROBS_SINCE = (0, 12, 6), (0, 12, 11)
 
 
 def split_chunks(text: str) -> tuple[str, ...]:
@@ -49,6 +74,7 @@ class Reply:
     eval_count: int | None = None
     prompt_eval_count: int | None = None
     final_text: str = ""
+    logprobs: tuple[tuple[LogprobEntry, ...], ...] | None = None
 
     @classmethod
     def text(
@@ -62,19 +88,27 @@ class Reply:
         eval_count: int | None = None,
         prompt_eval_count: int | None = None,
         final_text: str = "",
+        logprobs: Sequence[Sequence[LogprobEntry]] | None = None,
     ) -> Reply:
         """A normal reply: ``text`` in ``chunks`` (token-sized by default), then a done line.
 
         With ``chunks`` given, ``text`` may be ``""``. ``final_text`` rides on the done line
         itself, as Ollama 0.30+ can send. ``chunk_delay`` is slept before every chunk after the
-        first, ``first_byte_delay`` before anything.
+        first, ``first_byte_delay`` before anything. ``logprobs`` holds the wire entries
+        (``{"token", "logprob", "bytes", "top_logprobs"}``, sent exactly as given) of each
+        chunk, one list per chunk and optionally one more for the done line.
 
         Raises:
-            ValueError: ``text`` is given and ``chunks`` do not join to it.
+            ValueError: ``text`` is given and ``chunks`` do not join to it, or ``logprobs``
+                does not have a list per chunk.
         """
         pieces = split_chunks(text) if chunks is None else tuple(chunks)
         if text and "".join(pieces) != text:
             raise ValueError("chunks must join to text")
+        if logprobs is not None and len(logprobs) not in (len(pieces), len(pieces) + 1):
+            raise ValueError(
+                "logprobs needs one list per chunk (and may add one for the done line)"
+            )
         return cls(
             chunks=pieces,
             chunk_delay=chunk_delay,
@@ -83,6 +117,7 @@ class Reply:
             eval_count=eval_count,
             prompt_eval_count=prompt_eval_count,
             final_text=final_text,
+            logprobs=None if logprobs is None else tuple(tuple(e) for e in logprobs),
         )
 
     @classmethod
@@ -145,12 +180,17 @@ class ScriptedEngine:
         latency: float = 0.0,
         max_queue: int | None = None,
         responder: Responder | None = None,
+        context_length: int = DEFAULT_CONTEXT_LENGTH,
     ) -> None:
-        if slots < 1:
-            raise ValueError("slots must be at least 1")
+        if slots < 1 or context_length < 1:
+            raise ValueError("slots and context_length must be at least 1")
         self._version = version
+        self._reads_truncate = _version_tuple(version) >= _TRUNCATE_SINCE
+        self._sends_logprobs = _version_tuple(version) >= _LOGPROBS_SINCE
         caps = capabilities or {}
-        self._entries = tuple(_entry(name, caps.get(name, ("completion",))) for name in models)
+        self._entries = tuple(
+            _entry(name, caps.get(name, ("completion",)), context_length) for name in models
+        )
         self._slots = slots
         self._slot = threading.Semaphore(slots)
         self._latency = latency
@@ -198,22 +238,31 @@ class ScriptedEngine:
         with self._lock:
             self._requests.append(RecordedRequest(path, dict(body), dict(headers)))
 
-    def load(self, model: str, keep_alive: float | None) -> str:
-        """Mark the model loaded, or unloaded when ``keep_alive`` is 0."""
+    def load(self, model: str, keep_alive: float | None, num_ctx: int | None = None) -> str:
+        """Mark the model loaded (with ``num_ctx``, by default its whole context), or
+        unloaded when ``keep_alive`` is 0."""
         with self._lock:
             if keep_alive == 0:
                 self._loaded.pop(model, None)
                 return "unload"
-            self._loaded[model] = next(e for e in self._entries if e.name == model)
+            entry = next(e for e in self._entries if e.name == model)
+            n_ctx = _context_for(entry, num_ctx)
+            self._loaded[model] = dataclasses.replace(entry, context_length=n_ctx)
             return "load"
 
     def generate(self, job: Job, stop: threading.Event) -> Generator[Event, None, None]:
         """Play the next reply for ``job``.
 
         Raises:
-            Fault: 503 when the queue is full; a scripted status or mid-stream error.
+            Fault: 503 when the queue is full; 400 for a prompt longer than the context with
+                ``truncate: false``; a scripted status or mid-stream error.
             Disconnect: a scripted reset, or the server is stopping.
         """
+        entry = next(e for e in self._entries if e.name == job.model)
+        n_ctx = _context_for(entry, job.options.get("num_ctx"))
+        num_keep = int(job.options.get("num_keep", DEFAULT_NUM_KEEP))
+        truncate = job.truncate or not self._reads_truncate
+        words = fit_context(_prompt_text(job).split(), n_ctx, num_keep, truncate)
         with self._lock:
             if self._max_queue is not None and self._in_flight >= self._slots + self._max_queue:
                 raise Fault(503, BUSY_MESSAGE)
@@ -222,18 +271,21 @@ class ScriptedEngine:
         try:
             if reply is None:
                 reply = self._responder(job.body) if self._responder else Reply.text("{}")
-            yield from self._play(job, reply, stop)
+            yield from self._play(job, reply, len(words), stop)
         finally:
             with self._lock:
                 self._in_flight -= 1
 
-    def _play(self, job: Job, reply: Reply, stop: threading.Event) -> Generator[Event, None, None]:
+    def _play(
+        self, job: Job, reply: Reply, prompt_words: int, stop: threading.Event
+    ) -> Generator[Event, None, None]:
         started = time.perf_counter_ns()
         while not self._slot.acquire(timeout=0.05):
             if stop.is_set():
                 raise Disconnect
+        logprobs = self._logprobs(job, reply)
         try:
-            self.load(job.model, None)
+            self.load(job.model, None, job.options.get("num_ctx"))
             slotted = time.perf_counter_ns()
             _pause(stop, self._latency + reply.first_byte_delay)
             first = time.perf_counter_ns()
@@ -242,7 +294,7 @@ class ScriptedEngine:
             for i, chunk in enumerate(reply.chunks):
                 if i:
                     _pause(stop, reply.chunk_delay)
-                yield chunk
+                yield chunk if logprobs is None else Piece(chunk, logprobs[i])
             if reply.kind == "error":
                 raise Fault(reply.code, reply.message)
             if reply.kind == "reset":
@@ -253,7 +305,7 @@ class ScriptedEngine:
         finally:
             self._slot.release()
         words = _prompt_text(job).split()
-        prompt_count = len(words) if reply.prompt_eval_count is None else reply.prompt_eval_count
+        prompt_count = prompt_words if reply.prompt_eval_count is None else reply.prompt_eval_count
         eval_count = len(reply.chunks) if reply.eval_count is None else reply.eval_count
         metrics = {
             "total_duration": max(1, ended - started),
@@ -264,7 +316,14 @@ class ScriptedEngine:
             "eval_duration": max(1, ended - first),
         }
         context = [zlib.crc32(p.encode()) % 49152 for p in (*words, *reply.chunks)]
-        yield Final(reply.done_reason, reply.final_text, metrics, context)
+        joined = None if logprobs is None else list(itertools.chain.from_iterable(logprobs))
+        yield Final(reply.done_reason, reply.final_text, metrics, context, joined)
+
+    def _logprobs(self, job: Job, reply: Reply) -> tuple[tuple[LogprobEntry, ...], ...] | None:
+        """The reply's entries per chunk (and done line) when this server would send them."""
+        if not (job.logprobs and self._sends_logprobs) or reply.logprobs is None:
+            return None
+        return reply.logprobs
 
 
 def _pause(stop: threading.Event, seconds: float) -> None:
@@ -279,7 +338,21 @@ def _prompt_text(job: Job) -> str:
     return job.prompt
 
 
-def _entry(name: str, capabilities: Sequence[str]) -> ModelEntry:
+def _context_for(entry: ModelEntry, num_ctx: int | None) -> int:
+    """The context a model runs with: ``num_ctx`` when asked for, capped at the model's own
+    (Ollama caps it at the context the model was trained with)."""
+    return min(num_ctx, entry.context_length) if num_ctx else entry.context_length
+
+
+def _version_tuple(version: str) -> tuple[int, ...]:
+    """
+    >>> _version_tuple("0.12.6-rc1") >= (0, 12, 6)
+    True
+    """
+    return tuple(int(part) for part in re.findall(r"\d+", version)[:3])
+
+
+def _entry(name: str, capabilities: Sequence[str], context_length: int) -> ModelEntry:
     return ModelEntry(
         name=name,
         size=1_048_576,
@@ -288,4 +361,5 @@ def _entry(name: str, capabilities: Sequence[str]) -> ModelEntry:
         parameter_size="1M",
         quantization_level="F16",
         capabilities=tuple(capabilities),
+        context_length=context_length,
     )
