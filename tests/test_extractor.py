@@ -217,7 +217,7 @@ def test_unknown_model_is_fatal_before_any_generate(engine: ScriptedEngine, url:
 
 
 def test_bad_request_is_not_retried(engine: ScriptedEngine, ex: Extractor) -> None:
-    engine.script(Reply.status(400, "input length exceeds the context length"))
+    engine.script(Reply.status(400, '"tiny" does not support insert'))
     with pytest.raises(BadRequest):
         ex.extract("Ann is 34.", schema=PERSON)
     assert len(generates(engine)) == 1

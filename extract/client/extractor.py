@@ -11,23 +11,35 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
+import re
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
 from typing import Any, Literal, TypedDict, TypeVar, Unpack, overload
 
 import httpx
 import tenacity
 from pydantic import BaseModel
 
-from ..core.flow import AttemptFlow, choose_format
+from ..core import chunking
+from ..core.flow import TRUNCATE_FLAG_SINCE, AttemptFlow, choose_format, server_at_least
 from ..core.images import ImageInput, encode_images
 from ..core.prompt import build_prompt
 from ..core.result import AttemptFailed, Extraction, Partial
 from ..core.schema import Schema
 from ..core.wire import GIVEN_FIELDS, OPTION_KINDS, GenerateRequest, GenerateResult, Think
-from ..errors import BadRequest, ConfigError, InputError, OutputError, TransportError
+from ..errors import (
+    BadRequest,
+    ConfigError,
+    DocumentTooLong,
+    ExtractionFailed,
+    InputError,
+    OutputError,
+    SchemaMismatch,
+    TransportError,
+)
 from .backoff import Backoff, Retry, check_retry
 from .config import (
     DEFAULT_MAX_ATTEMPTS,
+    DEFAULT_NUM_CTX,
     DEFAULT_NUM_PREDICT,
     DEFAULT_TRANSPORT_ATTEMPTS,
     MIN_TIMED_TOKENS,
@@ -43,6 +55,16 @@ M = TypeVar("M", bound=BaseModel)
 FormatMode = Literal["auto", "json", "schema"] | None
 Event = Partial[Any] | AttemptFailed | Extraction[Any]
 Fact = Literal["version", "show"]
+Chunk = int | Literal["auto"] | None
+
+# Chunking: characters per token assumed when sizing pieces (low, so pieces err on the small
+# side), the share of each piece repeated in the next, and the share of the context kept for
+# the reply.
+CHARS_PER_TOKEN = 3
+MIN_CHUNK = 100
+CHUNK_OVERLAP = 0.1
+REPLY_SHARE = 0.25
+_PARAMETER_NUM_CTX = re.compile(r"^num_ctx\s+(\d+)\s*$", re.MULTILINE)
 
 _OPTION_PYTHON_TYPES: dict[str, tuple[type, ...]] = {
     "integer": (int,),
@@ -65,6 +87,8 @@ class CallOptions(TypedDict, total=False):
     stream: bool | None
     timeout: TimeoutArg
     options: Mapping[str, Any] | None
+    chunk: Chunk
+    merge: Callable[[list[Any]], Any] | None
     # Request fields copied as given:
     suffix: str | None
     images: Sequence[ImageInput] | None
@@ -91,6 +115,10 @@ class _Call:
     retry: tenacity.BaseRetrying
     stream: bool | None
     timeout: httpx.Timeout | None
+    text: str
+    chunk: Chunk = None
+    merge: Callable[[list[Any]], Any] | None = None
+    truncate_given: bool = False
 
 
 class _Common:
@@ -112,6 +140,9 @@ class _Common:
         self._version: str | None = None
         self._capabilities: list[str] | None = None
         self._shown = False
+        # From /api/show: the context the model was trained for, and its Modelfile's num_ctx.
+        self.context_length: int | None = None
+        self._modelfile_num_ctx: int | None = None
         # Seconds the server took per generated token in its latest timed reply.
         self._token_seconds: float | None = None
 
@@ -138,6 +169,11 @@ class _Common:
         stream = opts.get("stream")
         if stream is not None and not isinstance(stream, bool):
             raise ConfigError(f"stream={stream!r}: use True, False or None (decide by speed)")
+        chunk = opts.get("chunk")
+        if chunk not in (None, "auto") and (
+            isinstance(chunk, bool) or not isinstance(chunk, int) or chunk < MIN_CHUNK
+        ):
+            raise ConfigError(f"chunk={chunk!r}: give 'auto' or at least {MIN_CHUNK} characters")
         return _Call(
             schema=loaded,
             request=request,
@@ -146,12 +182,16 @@ class _Common:
             retry=check_retry(opts.get("retry", DEFAULT_TRANSPORT_ATTEMPTS)),
             stream=stream,
             timeout=resolve_timeout(timeout) if timeout is not None else None,
+            text=text,
+            chunk=chunk,
+            merge=opts.get("merge"),
+            truncate_given="truncate" in request,
         )
 
     def _missing(self, call: _Call) -> list[Fact]:
         """The server facts this call needs and this extractor has not asked for yet."""
         facts: list[Fact] = []
-        if self._version is None and call.format_mode == "auto":
+        if self._version is None:
             facts.append("version")
         if not self._shown:
             facts.append("show")
@@ -161,9 +201,27 @@ class _Common:
         if fact == "version":
             self._version = str(answer)
         else:
-            caps = answer.get("capabilities") if isinstance(answer, dict) else None
+            show = answer if isinstance(answer, dict) else {}
+            caps = show.get("capabilities")
             self._capabilities = [str(c) for c in caps] if isinstance(caps, list) else None
+            info = show.get("model_info")
+            trained = [
+                v
+                for k, v in (info.items() if isinstance(info, dict) else ())
+                if k.endswith(".context_length") and type(v) is int and v > 0
+            ]
+            self.context_length = trained[0] if trained else None
+            params = show.get("parameters")
+            found = _PARAMETER_NUM_CTX.search(params) if isinstance(params, str) else None
+            self._modelfile_num_ctx = int(found.group(1)) if found else None
             self._shown = True
+
+    def num_ctx(self, options: Mapping[str, Any]) -> int:
+        """The context a request runs with, as Ollama works it out: the ``num_ctx`` option,
+        else the model's Modelfile (``PARAMETER num_ctx``, seen in /api/show), else Ollama's
+        default (``DEFAULT_NUM_CTX``); never more than the model was trained for."""
+        wanted = options.get("num_ctx") or self._modelfile_num_ctx or DEFAULT_NUM_CTX
+        return min(wanted, self.context_length) if self.context_length else int(wanted)
 
     def _flow(self, call: _Call) -> AttemptFlow:
         """Apply what the server said (version, model capabilities) and start the flow."""
@@ -171,6 +229,10 @@ class _Common:
         fmt = choose_format(call.format_mode, call.schema, self._version or "")
         if fmt is not None:
             request["format"] = fmt
+        if "truncate" not in request and server_at_least(self._version, TRUNCATE_FLAG_SINCE):
+            # Ollama cuts an over-long prompt from the middle, instructions first; told not to,
+            # it refuses instead, and the refusal is a DocumentTooLong.
+            request["truncate"] = False
         caps = self._capabilities or []
         if "think" not in request and "thinking" in caps:
             # A schema constrains from the first token; with thinking on, the JSON would
@@ -203,6 +265,7 @@ class _Common:
             "request": request,
             "schema": call.schema.fingerprint,
             "format": call.format_mode,
+            "chunk": call.chunk,
         }
         blob = json.dumps(material, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
         return hashlib.sha256(blob.encode("utf-8", "surrogatepass")).hexdigest()
@@ -222,18 +285,76 @@ class _Common:
         return request
 
     def _outcome(
-        self, flow: AttemptFlow, reply: GenerateResult | OutputError, retries: int
+        self, call: _Call, flow: AttemptFlow, reply: GenerateResult | OutputError, retries: int
     ) -> Extraction[Any] | AttemptFailed:
         """Record one attempt: the Extraction, or AttemptFailed before a re-ask.
 
-        Raises ExtractionFailed after the last allowed attempt.
+        Raises ExtractionFailed after the last allowed attempt, and DocumentTooLong when the
+        server cut the prompt.
         """
         if isinstance(reply, GenerateResult):
             tokens, nanos = reply.metrics.eval_count, reply.metrics.eval_duration
             if tokens and nanos and tokens >= MIN_TIMED_TOKENS:
                 self._token_seconds = nanos / tokens / 1e9
+            self._check_cut(call, flow.base, reply)
         done = flow.record(reply, transport_retries=retries)
         return done if done is not None else AttemptFailed(flow.attempts[-1])
+
+    def _check_cut(self, call: _Call, request: GenerateRequest, reply: GenerateResult) -> None:
+        """A server too old for ``truncate: false`` cuts an over-long prompt silently; the cut
+        prompt fills the context exactly (``num_ctx`` tokens, or one less on llama-server), so
+        a prompt that filled it was cut. Raises DocumentTooLong then."""
+        if call.truncate_given or request.get("truncate") is False:
+            return  # the caller chose, or the server refuses rather than cuts
+        counted = reply.metrics.prompt_eval_count
+        context = self.num_ctx(request.get("options", {}))
+        if counted and counted >= context - 1:
+            raise DocumentTooLong(
+                f"the prompt filled the model's whole context ({counted} of {context} tokens): "
+                "the server cut it, dropping part of the instructions or the document; split "
+                "the document (chunk=), raise num_ctx, or shorten it",
+                chars=len(call.text),
+                tokens=counted,
+                context=context,
+            )
+
+    def _pieces(self, call: _Call) -> list[chunking.Piece] | None:
+        """The pieces to read a long document in, or None to read it whole (it fits)."""
+        size = call.chunk
+        if size == "auto":
+            options = call.request.get("options", {})
+            context = self.num_ctx(options)
+            reply = min(
+                int(options.get("num_predict") or DEFAULT_NUM_PREDICT), context * REPLY_SHARE
+            )
+            head = len(call.request.get("prompt", "")) - len(call.text)
+            size = max(int((context - reply) * CHARS_PER_TOKEN) - head, 100)
+        if size is None or len(call.text) <= size:
+            return None
+        return chunking.split(call.text, size, int(size * CHUNK_OVERLAP))
+
+    def _merged(
+        self, call: _Call, pieces: list[chunking.Piece], parts: list[Extraction[Any]]
+    ) -> Extraction[Any]:
+        """One Extraction from the pieces' (``call.merge``, else ``chunking.merge``).
+
+        Raises ExtractionFailed when the merged value breaks the schema.
+        """
+        attempts = tuple(a for part in parts for a in part.attempts)
+        merge = call.merge or chunking.merge
+        try:
+            value = call.schema.validate(merge([part.data() for part in parts]))
+        except SchemaMismatch as exc:
+            raise ExtractionFailed(
+                f"the values of the {len(pieces)} pieces merge into one that breaks the "
+                f"schema: {exc.message}",
+                attempts=attempts,
+                last_error=exc,
+            ) from None
+        spans = tuple(call.schema.ground(value, call.text)[0])
+        return Extraction(
+            value, parts[-1].raw, attempts, self.model, self.settings.host, len(pieces), spans
+        )
 
 
 def check_text(text: object) -> str:
@@ -345,7 +466,14 @@ class Extractor(_Common):
         TransportError when the server stayed unreachable, RequestRejected (ModelNotFound,
         BadRequest) at once, and SchemaError, InputError or ConfigError before any request.
         """
-        for event in self._events(self._plan(text, schema, options), partials=False):
+        call = self._plan(text, schema, options)
+        if call.chunk is not None:
+            self._facts(call)
+            if (pieces := self._pieces(call)) is not None:
+                each: CallOptions = {**options, "chunk": None}
+                parts = [self.extract(piece.text, schema, **each) for piece in pieces]
+                return self._merged(call, pieces, parts)
+        for event in self._events(call, partials=False):
             if isinstance(event, Extraction):
                 return event
         raise AssertionError("the attempt flow ended without a result")  # pragma: no cover
@@ -356,7 +484,7 @@ class Extractor(_Common):
         ``extract`` does."""
         yield from self._events(self._plan(text, schema, options), partials=True)
 
-    def _events(self, call: _Call, *, partials: bool) -> Iterator[Event]:
+    def _facts(self, call: _Call) -> None:
         for fact in self._missing(call):
             backoff = Backoff(call.retry)
             while True:
@@ -365,6 +493,9 @@ class Extractor(_Common):
                     break
                 except TransportError as exc:
                     backoff.wait(exc)
+
+    def _events(self, call: _Call, *, partials: bool) -> Iterator[Event]:
+        self._facts(call)
         flow = self._flow(call)
         while True:
             request, backoff = self._next_request(flow, call, partials), Backoff(call.retry)
@@ -384,7 +515,7 @@ class Extractor(_Common):
                     backoff.wait(exc)
                 finally:
                     items.close()
-            yield (event := self._outcome(flow, reply, backoff.retries))
+            yield (event := self._outcome(call, flow, reply, backoff.retries))
             if isinstance(event, Extraction):
                 return
 
@@ -425,7 +556,14 @@ class AsyncExtractor(_Common):
         self, text: str, schema: Any, **options: Unpack[CallOptions]
     ) -> Extraction[Any]:
         """Extract one value from ``text``; see ``Extractor.extract``."""
-        async for event in self._events(self._plan(text, schema, options), partials=False):
+        call = self._plan(text, schema, options)
+        if call.chunk is not None:
+            await self._facts(call)
+            if (pieces := self._pieces(call)) is not None:
+                each: CallOptions = {**options, "chunk": None}
+                parts = [await self.extract(piece.text, schema, **each) for piece in pieces]
+                return self._merged(call, pieces, parts)
+        async for event in self._events(call, partials=False):
             if isinstance(event, Extraction):
                 return event
         raise AssertionError("the attempt flow ended without a result")  # pragma: no cover
@@ -437,7 +575,7 @@ class AsyncExtractor(_Common):
         async for event in self._events(self._plan(text, schema, options), partials=True):
             yield event
 
-    async def _events(self, call: _Call, *, partials: bool) -> AsyncIterator[Event]:
+    async def _facts(self, call: _Call) -> None:
         for fact in self._missing(call):
             backoff = Backoff(call.retry)
             while True:
@@ -446,6 +584,9 @@ class AsyncExtractor(_Common):
                     break
                 except TransportError as exc:
                     await backoff.await_wait(exc)
+
+    async def _events(self, call: _Call, *, partials: bool) -> AsyncIterator[Event]:
+        await self._facts(call)
         flow = self._flow(call)
         while True:
             request, backoff = self._next_request(flow, call, partials), Backoff(call.retry)
@@ -465,6 +606,6 @@ class AsyncExtractor(_Common):
                     await backoff.await_wait(exc)
                 finally:
                     await items.aclose()
-            yield (event := self._outcome(flow, reply, backoff.retries))
+            yield (event := self._outcome(call, flow, reply, backoff.retries))
             if isinstance(event, Extraction):
                 return

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import re
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Generator, Iterator
 from typing import Any, TypeVar
 
@@ -25,6 +26,7 @@ from ..core.wire import (
 from ..errors import (
     BadRequest,
     ConnectError,
+    DocumentTooLong,
     ExtractError,
     ModelNotFound,
     RequestRejected,
@@ -199,6 +201,13 @@ class ReplyReader:
         )
 
 
+# Ollama's runner says the first; servers running llama-server (0.30+) pass on its own message.
+_TOO_LONG = re.compile(
+    r"input length exceeds the context length|\((?P<tokens>\d+) tokens\) exceeds the available "
+    r"context size|exceeds the available context size"
+)
+
+
 def error_for_status(status: int, body: bytes, *, host: str, model: str | None) -> ExtractError:
     """Map an HTTP error status and Ollama's ``{"error": ...}`` body to the error tree."""
     message = _error_message(body) or httpx.codes.get_reason_phrase(status) or "error"
@@ -210,6 +219,13 @@ def error_for_status(status: int, body: bytes, *, host: str, model: str | None) 
         )
     if status == 503:
         return ServerBusy(message, status=status, host=host, model=model)
+    if status == 400 and (too_long := _TOO_LONG.search(message)):
+        tokens = too_long.group("tokens")
+        return DocumentTooLong(
+            f"the prompt is longer than the model's context, and the server refused to cut it "
+            f"({message}); split the document (chunk=), raise num_ctx, or shorten it [{host}]",
+            tokens=int(tokens) if tokens else None,
+        )
     # Ollama answers a wrong option type or an invalid `format` with 500; resending cannot help.
     if status == 500 and message.startswith(("option ", "invalid format", "invalid JSON schema")):
         return BadRequest(message, status=status, host=host, model=model)

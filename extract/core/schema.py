@@ -33,9 +33,10 @@ from referencing.jsonschema import UnknownDialect, specification_with
 
 from ..errors import ConfigError, SchemaError, SchemaMismatch
 from .formats import CHECKED_FORMATS, FORMAT_CHECKER
+from .grounding import Span, ground, grounded_paths
 from .schema_grammar import grammar_form
 from .schema_render import STYLES, Style, render
-from .schema_walk import SchemaIndex, json_path
+from .schema_walk import Parts, SchemaIndex, json_path
 
 __all__ = ["CHECKED_FORMATS", "Schema", "bundled_schemas"]
 
@@ -207,6 +208,8 @@ class Schema:
         canonical = json.dumps(schema, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
         self.fingerprint = hashlib.sha256(canonical.encode("utf-8")).hexdigest()
         self._renderings: dict[str, str] = {}
+        # Where the values to find in the document are (``x-grounded``): see core.grounding.
+        self.grounded = grounded_paths(self._index)
 
     @classmethod
     def load(
@@ -284,6 +287,14 @@ class Schema:
             raise SchemaMismatch("the value is nested too deeply to validate") from None
         if error is not None:
             raise SchemaMismatch(_short(error.message), path=json_path(tuple(error.absolute_path)))
+
+    def ground(self, value: Any, document: str) -> tuple[list[Span], list[Parts]]:
+        """Where the grounded values of ``value`` occur in ``document``, and those that do not.
+
+        ``value`` is JSON data or a model instance; see ``core.grounding`` for the matching.
+        """
+        dump = getattr(value, "model_dump", None)
+        return ground(dump(mode="json") if callable(dump) else value, self.grounded, document)
 
     def render(self, style: Style = "shape") -> str:
         """The schema as shown to the model: ``"shape"`` (an example of the output, the

@@ -235,6 +235,8 @@ def _describe(name: str, path: Path, n_ctx: int, aliases: tuple[str, ...]) -> Mo
         capabilities=("completion",),
         context_length=trained if isinstance(trained, int) and trained > 0 else n_ctx,
         template=str(meta.get("tokenizer.chat_template", "{{ .Prompt }}")),
+        # As a Modelfile's PARAMETER line would: the context this server loads by default.
+        parameters=f"num_ctx {n_ctx}",
         modified_at=modified.isoformat().replace("+00:00", "Z"),
         aliases=aliases,
     )
