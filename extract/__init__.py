@@ -9,6 +9,7 @@ See ``extract.errors`` for the error tree and ``extract.batch`` for labeling man
 
 __version__ = "0.1.0"
 
+from ._evaluate import EvalReport, evaluate
 from ._extractor import AsyncExtractor, CallOptions, Extractor
 from ._result import Attempt, AttemptFailed, Extraction, Partial
 from ._wire import Metrics
@@ -47,6 +48,7 @@ __all__ = [
     "ConfigError",
     "ConnectError",
     "EmptyOutput",
+    "EvalReport",
     "ExtractError",
     "Extraction",
     "ExtractionFailed",
@@ -71,5 +73,6 @@ __all__ = [
     "TruncatedOutput",
     "__version__",
     "bundled_schemas",
+    "evaluate",
     "label_dataframe",
 ]

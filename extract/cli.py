@@ -12,8 +12,10 @@ import click
 from . import __version__
 from ._cli.common import ExtractGroup
 from ._cli.doctor import doctor
+from ._cli.eval import evaluate_command
 from ._cli.label import label
 from ._cli.one import one
+from ._cli.review import review
 from ._cli.schemas import schemas
 from ._cli.serve import serve
 
@@ -25,7 +27,9 @@ def main() -> None:
 
 
 main.add_command(doctor)
+main.add_command(evaluate_command)
 main.add_command(label)
 main.add_command(one)
+main.add_command(review)
 main.add_command(schemas)
 main.add_command(serve)
