@@ -9,7 +9,8 @@ See ``extract.errors`` for the error tree and ``extract.batch`` for labeling man
 
 __version__ = "0.1.0"
 
-from ._evaluate import EvalReport, evaluate
+from ._eval_report import EvalReport
+from ._evaluate import evaluate
 from ._extractor import AsyncExtractor, CallOptions, Extractor
 from ._result import Attempt, AttemptFailed, Extraction, Partial
 from ._wire import Metrics

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from ._eval_metrics import RESAMPLES, SEED, Interval, paired_bootstrap
-from ._evaluate import EvalReport, FieldReport
+from ._eval_report import EvalReport, FieldReport
 from .errors import ConfigError
 
 

@@ -15,8 +15,8 @@ from collections.abc import Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from ._eval_metrics import Calibration, ChoiceMetrics
+from ._eval_report import EvalReport, RecordResult
 from ._eval_text import percent
-from ._evaluate import EvalReport, RecordResult
 from .errors import ConfigError
 
 if TYPE_CHECKING:

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 
 from ._eval_compare import Comparison
 from ._eval_metrics import ChoiceMetrics
-from ._evaluate import Cost, Coverage, EvalReport, FieldReport
+from ._eval_report import Cost, Coverage, EvalReport, FieldReport
 
 SHOWN_THRESHOLDS = (0.0, 0.5, 0.7, 0.8, 0.9, 0.95, 0.99)
 LABEL_WIDTH = 24
@@ -66,8 +66,11 @@ def _coverage(c: Coverage) -> str:
         lines.append(f"gold ids without an output record: {c.gold_without_output} (e.g. {shown})")
     if c.output_without_gold:
         lines.append(f"output records without gold (not scored): {c.output_without_gold}")
-    if c.duplicate_ids:
-        lines.append(f"repeated output ids (only the first is scored): {c.duplicate_ids}")
+    if c.duplicate_ids or c.duplicate_gold_ids:
+        lines.append(
+            f"repeated ids (only the first is used): {c.duplicate_ids} in the output,"
+            f" {c.duplicate_gold_ids} in gold"
+        )
     return "\n".join(lines)
 
 

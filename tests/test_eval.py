@@ -246,7 +246,9 @@ def test_report_to_dict_is_json_and_to_frame_has_a_row_per_field(report: EvalRep
     assert data["coverage"]["records"] == report.coverage.records
     frame = report.to_frame()
     assert list(frame.index) == ["$.category", "$.urgent", "$.summary", "$.amount", "$.tags"]
-    assert frame.loc["$.category", "macro_f1"] == report.field("category").choice.macro_f1  # type: ignore[union-attr]
+    choice = report.field("category").choice
+    assert choice is not None
+    assert frame.loc["$.category", "macro_f1"] == choice.macro_f1
     with pytest.raises(KeyError, match="no field 'nope'"):
         report.field("nope")
 
@@ -256,7 +258,9 @@ def test_kinds_are_inferred_without_a_schema() -> None:
         {"id": i, "ok": True, "value": {"flag": i % 2 == 0, "color": "red", "note": f"n{i}"}}
         for i in range(6)
     ]
-    gold = [{"id": i, "flag": True, "color": ["red", "blue"][i % 2], "note": f"n{i}"} for i in range(6)]
+    gold = [
+        {"id": i, "flag": True, "color": ["red", "blue"][i % 2], "note": f"n{i}"} for i in range(6)
+    ]
     report = evaluate(outputs, gold)
     kinds = {f.path: f.kind for f in report.fields}
     assert kinds == {"$.flag": "choice", "$.color": "choice", "$.note": "string"}
@@ -278,7 +282,9 @@ def test_a_pydantic_schema_gives_enum_kinds_through_refs() -> None:
     gold = {"a": {"priority": "low", "owner": "ann"}}
     report = evaluate(outputs, gold, Ticket)
     assert report.field("priority").kind == "choice"
-    assert report.field("priority").choice.labels == ("low", "high")  # type: ignore[union-attr]
+    choice = report.field("priority").choice
+    assert choice is not None
+    assert choice.labels == ("low", "high")
     assert report.field("owner").kind == "string"
     assert report.field("owner").normalized_accuracy == 1.0
 

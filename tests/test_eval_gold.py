@@ -47,7 +47,7 @@ def test_csv_cells_are_read_by_each_fields_kind(outputs: Path, tmp_path: Path) -
     gold.write_text(
         "id,category,urgent,amount,tags,code,text\n"
         '1,bug,true,3.5,"[""b"", ""a""]",007,ignored\n'
-        '2,billing,FALSE,10.0,[],1,\n'
+        "2,billing,FALSE,10.0,[],1,\n"
         "3,billing,,,,x,\n",
         encoding="utf-8",
     )
@@ -96,6 +96,9 @@ def test_a_scalar_root_reads_the_value_column(tmp_path: Path) -> None:
     assert [f.path for f in report.fields] == ["$"]
     assert report.field("$").accuracy == 0.5
     assert report.coverage.duplicate_ids == 1
+    gold.write_text("id,value\na,bug\nb,bug\nb,billing\n", encoding="utf-8")
+    again = evaluate(outputs, gold, {"enum": ["bug", "billing"]})
+    assert (again.coverage.duplicate_gold_ids, again.field("$").accuracy) == (1, 0.5)
     wrong_shape = tmp_path / "fields.csv"
     wrong_shape.write_text("id,label\na,bug\n", encoding="utf-8")
     with pytest.raises(InputError, match="'value' column"):
@@ -112,7 +115,7 @@ def test_gold_field_reads_the_labeling_input_with_its_positional_ids(tmp_path: P
     outputs = write_jsonl(tmp_path / "out.jsonl", [ok(1, "bug"), ok(3, "bug")])
     report = evaluate(outputs, source, gold_field="label")
     assert report.field("$").accuracy == 0.5
-    with pytest.raises(InputError, match="no record of .* has a 'topic' field"):
+    with pytest.raises(InputError, match=r"no record of .* has a 'topic' field"):
         evaluate(outputs, source, gold_field="topic")
 
 
@@ -152,7 +155,7 @@ def test_missing_files_are_input_errors(outputs: Path, tmp_path: Path) -> None:
 def test_gold_without_ids_says_how_to_fix_it(outputs: Path, tmp_path: Path) -> None:
     gold = tmp_path / "gold.csv"
     gold.write_text("ticket,category\n1,bug\n", encoding="utf-8")
-    with pytest.raises(InputError, match="no 'id' column.*--id-field"):
+    with pytest.raises(InputError, match=r"no 'id' column.*--id-field"):
         evaluate(outputs, gold)
     rows = write_jsonl(tmp_path / "gold.jsonl", [{"category": "bug"}])
     with pytest.raises(InputError, match="row 1 has no 'id' field"):
@@ -166,14 +169,14 @@ def test_no_common_id_is_an_input_error(outputs: Path) -> None:
 
 
 def test_gold_fields_that_match_nothing_are_an_input_error(outputs: Path) -> None:
-    with pytest.raises(InputError, match="no gold field matches.*gold has: colour"):
+    with pytest.raises(InputError, match=r"no gold field matches.*gold has: colour"):
         evaluate(outputs, {1: {"colour": "red"}}, SCHEMA)
 
 
 def test_bad_lines_and_values_are_input_errors(tmp_path: Path) -> None:
     torn = tmp_path / "torn.jsonl"
     torn.write_text('{"id": 1, "ok": true, "value": 1}\n{"id": 2, "ok', encoding="utf-8")
-    with pytest.raises(InputError, match="line 2 is not JSON.*rerun it"):
+    with pytest.raises(InputError, match=r"line 2 is not JSON.*rerun it"):
         evaluate(torn, {1: 1})
     foreign = write_jsonl(tmp_path / "foreign.jsonl", [{"text": "not an output"}])
     with pytest.raises(InputError, match="not an `extract label` record"):

@@ -79,9 +79,7 @@ def _numpy_calibration(conf: np.ndarray, right: np.ndarray) -> tuple[float, list
 
 @settings(max_examples=100, deadline=None)
 @given(
-    st.lists(
-        st.tuples(st.floats(0, 1, allow_nan=False), st.booleans()), min_size=1, max_size=80
-    )
+    st.lists(st.tuples(st.floats(0, 1, allow_nan=False), st.booleans()), min_size=1, max_size=80)
 )
 def test_calibration_equals_a_numpy_computation(points: list[tuple[float, bool]]) -> None:
     cal = calibration(points)
@@ -107,7 +105,7 @@ def test_calibration_bins_edges_and_limits() -> None:
     assert [b.count for b in cal.bins] == [1, 1, 0, 1, 0, 0, 0, 0, 0, 1]
     assert [p.threshold for p in cal.curve] == list(THRESHOLDS)
     assert calibration([]) is None
-    with pytest.raises(ValueError, match="outside 0..1"):
+    with pytest.raises(ValueError, match=r"outside 0\.\.1"):
         calibration([(1.2, True)])
 
 

@@ -9,8 +9,9 @@ import click
 
 from .._eval_compare import compare
 from .._eval_data import load_gold, read_outputs, read_texts
+from .._eval_report import EvalReport
 from .._eval_text import render_comparison, render_report
-from .._evaluate import EvalReport, score
+from .._evaluate import score
 from ..errors import ConfigError
 from ..schema import Schema
 
