@@ -52,13 +52,13 @@ def review(
     failed, a field under --min-confidence, or samples that disagree.
 
     The CSV holds id, line, text (with --input), the value as JSON, the record's confidence,
-    the reason, and an empty `corrected` column: write the right value there as JSON (bare
-    text reads as a string). Then the file is gold for `extract eval --gold FILE` (rows left
+    the reason, and an empty `corrected` column: write the right value there as JSON (text
+    that is not JSON reads as a string). Then the file is gold for `extract eval --gold FILE` (rows left
     empty are skipped), and `extract review FILE --to-examples examples.jsonl` turns it into
     example lines.
 
     \b
-    Exit codes: 0 done; 2 a missing file, or OUTPUT exists already.
+    Exit codes: 0 done; 2 a missing file, or the -o file exists already.
     """
     if to_examples is not None:
         if output is not None or input_path is not None or min_confidence is not None:
