@@ -53,9 +53,9 @@ def review(
 
     The CSV holds id, line, text (with --input), the value as JSON, the record's confidence,
     the reason, and an empty `corrected` column: write the right value there as JSON (text
-    that is not JSON reads as a string). Then the file is gold for `extract eval --gold FILE` (rows left
-    empty are skipped), and `extract review FILE --to-examples examples.jsonl` turns it into
-    example lines.
+    that is not JSON reads as a string). Then the file is gold for `extract eval --gold
+    FILE` (rows left empty are skipped), and `extract review FILE --to-examples
+    examples.jsonl` turns it into example lines.
 
     \b
     Exit codes: 0 done; 2 a missing file, or the -o file exists already.
