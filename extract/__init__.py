@@ -9,6 +9,7 @@ See ``extract.errors`` for the error tree and ``Labeling`` for many documents.
 
 from ._version import __version__
 from .batch import Cache, Labeling, Record
+from .batch.evaluation import EvalReport, evaluate
 from .client.extractor import AsyncExtractor, CallOptions, Extractor
 from .core.result import Attempt, AttemptFailed, Extraction, Partial
 from .core.schema import CHECKED_FORMATS, Schema, bundled_schemas
@@ -50,6 +51,7 @@ __all__ = [
     "ConnectError",
     "DocumentTooLong",
     "EmptyOutput",
+    "EvalReport",
     "ExtractError",
     "Extraction",
     "ExtractionFailed",
@@ -75,5 +77,6 @@ __all__ = [
     "TruncatedOutput",
     "__version__",
     "bundled_schemas",
+    "evaluate",
     "label_dataframe",
 ]

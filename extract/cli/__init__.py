@@ -12,8 +12,10 @@ import click
 from .._version import __version__
 from .common import ExtractGroup
 from .doctor import doctor
+from .eval import evaluate_command
 from .label import label
 from .one import one
+from .review import review
 from .schemas import schemas
 from .serve import serve
 
@@ -25,7 +27,9 @@ def main() -> None:
 
 
 main.add_command(doctor)
+main.add_command(evaluate_command)
 main.add_command(label)
 main.add_command(one)
+main.add_command(review)
 main.add_command(schemas)
 main.add_command(serve)
