@@ -10,7 +10,7 @@ import pytest
 
 from extract import ConfigError
 from extract.client.config import Settings, resolve_model, resolve_timeout
-from extract.core.wire import parse_host
+from extract.client.urls import parse_host
 
 
 @pytest.mark.parametrize(

@@ -26,9 +26,9 @@ from extract import ExtractionFailed, Extractor, Schema
 from extract.batch.records import read_jsonl
 from extract.client.config import Settings
 from extract.client.transport import LineSplitter, ReplyReader, Transport
+from extract.client.urls import parse_host
 from extract.core.decode import decode, decode_with_stage
 from extract.core.prompt import build_prompt
-from extract.core.wire import parse_host
 from extract.errors import (
     ConfigError,
     EmptyOutput,

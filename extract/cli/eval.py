@@ -9,11 +9,11 @@ import click
 
 from ..batch.evaluation.compare import compare
 from ..batch.evaluation.data import load_gold, read_outputs, read_texts
+from ..batch.evaluation.evaluate import score
 from ..batch.evaluation.report import EvalReport
 from ..batch.evaluation.text import render_comparison, render_report
-from ..batch.evaluation.evaluate import score
-from ..errors import ConfigError
 from ..core.schema import Schema
+from ..errors import ConfigError
 
 
 @click.command("eval")

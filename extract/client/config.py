@@ -9,8 +9,8 @@ from collections.abc import Mapping
 import httpx
 
 from .._version import __version__
-from ..core.wire import parse_host
 from ..errors import ConfigError
+from .urls import parse_host
 
 ENV_HOST = "OLLAMA_HOST"
 ENV_API_KEY = "OLLAMA_API_KEY"

@@ -21,7 +21,6 @@ from ..core.wire import (
     Metrics,
     TokenLogprob,
     parse_logprobs,
-    redact,
 )
 from ..errors import (
     BadRequest,
@@ -39,6 +38,7 @@ from ..errors import (
     TruncatedOutput,
 )
 from .config import Settings
+from .urls import redact
 
 R = TypeVar("R")
 # A reply line past this size is not a reply: a broken or hostile server. Bounds memory.

@@ -11,9 +11,9 @@ import dataclasses
 from collections.abc import Sequence
 from typing import Any
 
+from ...errors import ConfigError
 from .metrics import RESAMPLES, SEED, Interval, paired_bootstrap
 from .report import EvalReport, FieldReport
-from ...errors import ConfigError
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

@@ -25,9 +25,9 @@ from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
-from .fields import CellText, is_blank
-from ..records import id_key, open_csv, read_csv, read_jsonl
 from ...errors import InputError
+from ..records import id_key, open_csv, read_csv, read_jsonl
+from .fields import CellText, is_blank
 
 CORRECTED = "corrected"
 VALUE = "value"

@@ -13,6 +13,9 @@ import collections
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from ...core.schema import Schema
+from ...core.schema_walk import json_path
+from ...errors import ConfigError, InputError
 from .data import Gold, Outcome, load_gold, read_outputs
 from .fields import (
     FieldSpec,
@@ -27,9 +30,6 @@ from .fields import (
 )
 from .metrics import FAILED, MISSING, calibration, choice_metrics
 from .report import Cost, Coverage, EvalReport, FieldReport, RecordResult
-from ...core.schema_walk import json_path
-from ...errors import ConfigError, InputError
-from ...core.schema import Schema
 
 MAX_LISTED = 20  # unmatched ids shown by example
 

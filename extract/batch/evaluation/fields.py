@@ -26,9 +26,9 @@ import math
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Literal
 
-from .metrics import normalise_text
-from ...core.schema_walk import json_path
 from ...core.schema import Schema
+from ...core.schema_walk import json_path
+from .metrics import normalise_text
 
 Kind = Literal["choice", "string", "number", "list", "exact"]
 MAX_CLASSES = 20

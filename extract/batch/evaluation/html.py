@@ -14,10 +14,10 @@ import json
 from collections.abc import Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
+from ...errors import ConfigError
 from .metrics import Calibration, ChoiceMetrics
 from .report import EvalReport, RecordResult
 from .text import percent
-from ...errors import ConfigError
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure

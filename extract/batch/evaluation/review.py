@@ -17,9 +17,9 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import IO, Any
 
-from .data import CORRECTED, Outcome
-from ..records import open_csv
 from ...errors import InputError
+from ..records import open_csv
+from .data import CORRECTED, Outcome
 
 TEXT = "text"
 
