@@ -15,6 +15,7 @@ import logging
 from collections.abc import Mapping
 from typing import Any
 
+from ..core.wire import OPTION_KINDS, REQUEST_FIELDS
 from ._duration import parse_duration
 from ._engine import Engine, Fault, Format, Job, ModelEntry, find_model
 from ._logprobs import MAX_TOP_LOGPROBS
@@ -31,26 +32,15 @@ _GO_TYPES = {
     "list": "[]api.Message",
 }
 
-_SHARED_FIELDS = {"model": "string", "stream": "bool", "options": "object", "top_logprobs": "int"}
-_SHARED_FIELDS |= dict.fromkeys(["truncate", "shift", "logprobs"], "bool")
-_GENERATE_FIELDS = _SHARED_FIELDS | dict.fromkeys(
-    ["prompt", "suffix", "system", "template"], "string"
-)
-_GENERATE_FIELDS |= {"context": "ints", "raw": "bool", "images": "images"}
-_CHAT_FIELDS = _SHARED_FIELDS | {"messages": "list"}
+# The fields each body binds, with the JSON shape Ollama's Go struct gives each: from the one
+# table of request fields the client plans with (keep_alive, think and format have checks of
+# their own below).
+_GENERATE_FIELDS = {f.name: f.kind for f in REQUEST_FIELDS if f.kind in _GO_TYPES}
+_CHAT_SHARED = ("model", "stream", "options", "truncate", "shift", "logprobs", "top_logprobs")
+_CHAT_FIELDS = {name: _GENERATE_FIELDS[name] for name in _CHAT_SHARED} | {"messages": "list"}
 _MESSAGE_FIELDS = {"role": "string", "content": "string", "images": "images", "thinking": "string"}
-
-# Ollama's Options and Runner structs: the type each known option must have.
-_OPTION_TYPES = {
-    **dict.fromkeys(
-        ["num_keep", "seed", "num_predict", "top_k", "repeat_last_n", "num_ctx"], "integer"
-    ),
-    **dict.fromkeys(["num_batch", "num_gpu", "main_gpu", "num_thread"], "integer"),
-    **dict.fromkeys(["temperature", "top_p", "min_p", "typical_p", "repeat_penalty"], "float32"),
-    **dict.fromkeys(["presence_penalty", "frequency_penalty"], "float32"),
-    "stop": "array",
-    "use_mmap": "boolean",
-}
+# How Ollama's messages name an option's type.
+_OPTION_TYPE_NAMES = {"strings": "array"}
 
 _THINK_LEVELS = ("high", "medium", "low")
 
@@ -234,7 +224,7 @@ def _check_capabilities(
 def _options(options: Mapping[str, Any]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for key, value in options.items():
-        kind = _OPTION_TYPES.get(key)
+        kind = OPTION_KINDS.get(key)
         if kind is None:
             log.warning("invalid option provided: %s", key)
             continue
@@ -252,11 +242,11 @@ def _option_value(key: str, kind: str, value: Any) -> Any:
         return float(value)
     if kind == "boolean" and isinstance(value, bool):
         return value
-    if kind == "array" and isinstance(value, list):
+    if kind == "strings" and isinstance(value, list):
         if not all(isinstance(item, str) for item in value):
             raise Fault(500, f'option "{key}" must be of an array of strings')
         return list(value)
-    raise Fault(500, f'option "{key}" must be of type {kind}')
+    raise Fault(500, f'option "{key}" must be of type {_OPTION_TYPE_NAMES.get(kind, kind)}')
 
 
 def _keep_alive(body: Mapping[str, Any]) -> float | None:
