@@ -9,9 +9,11 @@ value. Only what arrived is kept:
   a key with no value, a dangling comma, and a container left with nothing (an empty container
   was never sent);
 - ``json_repair`` then fixes what it fixes well: trailing commas, single quotes, missing commas;
-- every leaf of its result must be a token of the text (a quoted string, a number, a literal, a
-  bare word), each token vouching for one leaf. A member no token vouches for (the ``""`` that
-  json_repair puts after a key with no value) is dropped, then a container that lost all.
+- every key and leaf of its result must be a token of the text (a quoted string, a number, a
+  literal, a bare word) in the same role (a key is followed by a colon) at the same depth, each
+  token vouching once. A member no token vouches for (the ``""`` that json_repair puts after a
+  key with no value, or a value it moved out of its container) is dropped, then a container
+  that lost all.
 
 What comes back is a non-empty object or array of the kind the text opened, or nothing.
 
@@ -49,7 +51,7 @@ _INTEGER = re.compile(r"-?\d+")
 _LITERALS = {"true": True, "True": True, "false": False, "False": False, "null": None, "None": None}
 _OPENER = {"}": "{", "]": "["}
 
-Voucher = tuple[str, Any]
+Voucher = tuple[str, Any, int]  # (kind, value, depth)
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -137,39 +139,56 @@ def repair(text: str, span: Span) -> tuple[bool, Any]:
 
 
 def _vouchers(text: str) -> collections.Counter[Voucher]:
-    """The leaves the text holds as tokens, as many times as it holds each."""
+    """The keys and leaves the text holds as tokens, each with its depth (the containers
+    around it), as many times as the text holds each."""
     found: collections.Counter[Voucher] = collections.Counter()
-    previous = ""
+    depth, previous = 0, ""
+    scalar: tuple[str, str, int] | None = None  # a key when a colon follows it, else a value
     for kind, token, _end in _tokens(text, 0, len(text)):
-        if kind in _OPENER and previous == _OPENER[kind]:
-            found["empty", kind] += 1
-        elif kind == "string":
-            found[_leaf(_unquote(token))] += 1
-        elif kind == "bare":
-            found[_leaf(_bare(token))] += 1
+        if scalar is not None:
+            found[_voucher(*scalar, key=kind == ":")] += 1
+            scalar = None
+        if kind in ("{", "["):
+            depth += 1
+        elif kind in _OPENER:
+            depth = max(depth - 1, 0)
+            if previous == _OPENER[kind]:
+                found["empty", kind, depth] += 1
+        elif kind in ("string", "bare"):
+            scalar = kind, token, depth
         previous = kind
+    if scalar is not None:
+        found[_voucher(*scalar, key=False)] += 1
     return found
 
 
-def _vouched(value: Any, tokens: collections.Counter[Voucher]) -> tuple[bool, Any]:
-    """``value`` without the members no token vouches for; False when nothing is left of it."""
+def _voucher(kind: str, token: str, depth: int, *, key: bool) -> Voucher:
+    text = _unquote(token) if kind == "string" else token
+    if key:
+        return "key", text, depth
+    return _leaf(text if kind == "string" else _bare(token), depth)
+
+
+def _vouched(value: Any, tokens: collections.Counter[Voucher], depth: int = 0) -> tuple[bool, Any]:
+    """``value`` (inside ``depth`` containers) without the members no token vouches for at
+    their depth; False when nothing is left of it."""
     if isinstance(value, dict):
         if not value:
-            return _take(tokens, ("empty", "}")), value
+            return _take(tokens, ("empty", "}", depth)), value
         members = {}
         for key, member in value.items():
-            if _take(tokens, ("str", key)):
-                found, member = _vouched(member, tokens)
+            if _take(tokens, ("key", key, depth + 1)):
+                found, member = _vouched(member, tokens, depth + 1)
                 if found:
                     members[key] = member
         return bool(members), members
     if isinstance(value, list):
         if not value:
-            return _take(tokens, ("empty", "]")), value
-        pairs = [_vouched(item, tokens) for item in value]
+            return _take(tokens, ("empty", "]", depth)), value
+        pairs = [_vouched(item, tokens, depth + 1) for item in value]
         items = [item for found, item in pairs if found]
         return bool(items), items
-    return _take(tokens, _leaf(value)), value
+    return _take(tokens, _leaf(value, depth)), value
 
 
 def _take(tokens: collections.Counter[Voucher], voucher: Voucher) -> bool:
@@ -179,13 +198,13 @@ def _take(tokens: collections.Counter[Voucher], voucher: Voucher) -> bool:
     return True
 
 
-def _leaf(value: Any) -> Voucher:
+def _leaf(value: Any, depth: int) -> Voucher:
     # Tagged, since True == 1 and 1 == 1.0 (the last pair is wanted: json_repair may say 1.0).
     if isinstance(value, str):
-        return "str", value
+        return "str", value, depth
     if value is None or isinstance(value, bool):
-        return "literal", value
-    return "number", value
+        return "literal", value, depth
+    return "number", value, depth
 
 
 def _unquote(token: str) -> str:

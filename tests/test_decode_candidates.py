@@ -13,7 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from pydantic import BaseModel
 
-from extract import ExtractionFailed, Extractor, Schema, SchemaMismatch
+from extract import ExtractionFailed, Extractor, InvalidJSON, Schema, SchemaMismatch
 from extract._decode import candidates, decode
 from extract._flow import AttemptFlow
 from extract._wire import GenerateResult
@@ -49,6 +49,20 @@ def test_an_unclosed_reply_gives_its_outer_value_not_an_inner_one(text: str, val
 def test_a_value_inside_an_unclosed_one_is_never_offered() -> None:
     offered = [value for value, _stage in candidates('{"a": [1, 2], "b": {"c": 3}, "d": 4')]
     assert offered == [{"a": [1, 2], "b": {"c": 3}}]
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        'Here is the data (see [note below): {"a": 1}',  # the [ is never closed
+        'Sure {see {"a": 1}',
+    ],
+)
+def test_a_value_inside_an_unclosed_bracket_in_prose_is_not_promoted(text: str) -> None:
+    # json_repair reads these as ["note below): {", "a", 1] and {"a": 1}: values moved out of
+    # the container they came in are not trusted, so nothing is left.
+    with pytest.raises(InvalidJSON):
+        decode(text)
 
 
 @pytest.mark.parametrize(

@@ -150,3 +150,42 @@ def test_a_cut_reply_never_gains_a_leaf(
     for path, leaf in leaves(found):
         assert at(value, path) == (True, leaf), path
         assert type(at(value, path)[1]) is type(leaf)
+
+
+# No raw newline: a string holding one beside escapes would defeat the spelling check below.
+EDITS = st.lists(
+    st.tuples(st.integers(0, 10_000), st.sampled_from([*"{}[]\",:' ", "", "tru", "12"])),
+    max_size=4,
+)
+
+
+def spelled(leaf: str, text: str) -> bool:
+    """Whether the text holds ``leaf`` as a string's contents, escaped or not (in single
+    quotes, a double quote needs no escape)."""
+    if not leaf:
+        return '""' in text or "''" in text
+    escaped = {
+        json.dumps(leaf)[1:-1],
+        json.dumps(leaf, ensure_ascii=False)[1:-1],
+        leaf.replace("\\", "\\\\").replace('"', '\\"'),  # control characters left raw
+    }
+    forms = {leaf} | escaped | {form.replace('\\"', '"') for form in escaped}
+    return any(form in text for form in forms)
+
+
+@settings(max_examples=300, deadline=None)
+@given(CONTAINERS, EDITS, st.data())
+def test_a_repaired_reply_holds_no_string_it_did_not_spell(
+    value: Any, edits: list[tuple[int, str]], data: st.DataObject
+) -> None:
+    text = json.dumps(value)
+    for at_, piece in edits:  # replace one character (or cut there, for "")
+        i = at_ % (len(text) + 1)
+        text = text[:i] + piece + text[i + 1 :] if piece else text[:i]
+    try:
+        found, stage = decode_with_stage(text)
+    except (EmptyOutput, InvalidJSON):
+        return
+    if stage == "repair":
+        for _path, leaf in leaves(found):
+            assert not isinstance(leaf, str) or spelled(leaf, text), leaf
