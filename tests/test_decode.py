@@ -40,7 +40,7 @@ def test_strict_json_is_read_as_is(text: str, value: Any) -> None:
         ('{"a": 1} trailing } junk', {"a": 1}),
     ],
 )
-def test_lenient_finds_the_first_complete_value(text: str, value: Any) -> None:
+def test_lenient_finds_a_complete_value_in_chatter(text: str, value: Any) -> None:
     assert decode_with_stage(text) == (value, "lenient")
 
 
@@ -50,8 +50,9 @@ def test_lenient_finds_the_first_complete_value(text: str, value: Any) -> None:
         ('{"name": "Ada", "tags": ["x", "y",', {"name": "Ada", "tags": ["x", "y"]}),
         ('{"a": 1, "b": 2,}', {"a": 1, "b": 2}),
         ("{'a': 'single quotes'}", {"a": "single quotes"}),
-        ('Sure! {"summary": "cut off', {"summary": "cut off"}),
-        ("[1, 2, 3", [1, 2, 3]),
+        ('Sure! {"summary": "done", "note": "cut off', {"summary": "done"}),
+        ("[1, 2, 3", [1, 2]),  # the 3 may be the start of 30
+        ("[1, 2, 3\n", [1, 2, 3]),
     ],
 )
 def test_repair_fixes_broken_or_cut_replies(text: str, value: Any) -> None:
@@ -72,6 +73,7 @@ def test_blank_reply_is_empty_output(text: str) -> None:
         "True",
         "{",  # repair would say {}: an empty container is not a recovered value
         "[",
+        'Sure! {"summary": "cut off',  # a string whose closing quote never came did not arrive
         "}{",
         "positive",
     ],

@@ -3,28 +3,35 @@
 Three stages, cheapest first:
 
 1. **strict**: the reply is JSON (what a schema grammar produces);
-2. **lenient**: the first complete JSON object or array inside chatter or a Markdown fence
-   (unconstrained small models write ``JSON: {...} This is...``);
-3. **repair**: local fixes by ``json_repair`` for replies cut short or slightly broken
-   (trailing commas, missing closing braces, single quotes).
+2. **lenient**: a complete JSON value inside chatter or a Markdown fence (unconstrained small
+   models write ``JSON: {...} This is...``);
+3. **repair**: an object or array that is slightly broken (trailing commas, single quotes) or
+   cut short, keeping only what arrived (see ``_repair``: nothing is filled in).
+
+A reply can hold several values. Only top-level ones count: a value inside another, or inside
+an object or array that the reply opened and never closed, is a part, never the answer. They
+are offered in this order: what a code fence holds, then complete values, largest first (the
+answer outweighs a ``[1]`` in prose), then repaired ones, largest first. :func:`decode` takes
+the first; the attempt flow takes the first that its schema accepts.
 
 Whatever the input, the only errors raised are EmptyOutput and InvalidJSON.
 """
 
 from __future__ import annotations
 
+import bisect
+import itertools
 import json
-import math
 import re
+from collections.abc import Iterable, Iterator
 from typing import Any, Literal
 
-import json_repair
-
 from ..errors import EmptyOutput, InvalidJSON
+from .repair import Span, repair, scan
 
 Stage = Literal["strict", "lenient", "repair"]
 
-# A wrong start ({ in prose) costs one failed parse; this many are tried before repair.
+# Each candidate offered may cost the flow a validation: past this many, the rest are ignored.
 MAX_CANDIDATES = 32
 _FENCE = re.compile(r"```[A-Za-z0-9_-]*[ \t]*\r?\n?(.*?)```", re.DOTALL)
 _OPENERS = re.compile(r"[{\[]")
@@ -55,19 +62,50 @@ def decode_with_stage(text: str) -> tuple[Any, Stage]:
     >>> decode_with_stage('```json\\n[1, 2]\\n```')
     ([1, 2], 'lenient')
     """
+    return next(candidates(text))
+
+
+def candidates(text: str) -> Iterator[tuple[Any, Stage]]:
+    """The values a reply holds, best first, each with the stage that read it.
+
+    A reply that is JSON as a whole gives that value alone. Raises EmptyOutput or InvalidJSON
+    (with the text as ``raw``) when it holds none: nothing is yielded then.
+
+    >>> [value for value, _stage in candidates('See [1]. {"a": 1}')]
+    [{'a': 1}, [1]]
+    """
     if not text.strip():
         raise EmptyOutput("the reply is empty", raw=text)
     try:
-        return _DECODER.decode(text), "strict"
+        whole = _DECODER.decode(text)
     except (ValueError, RecursionError) as exc:
         first_error = exc
-    found, value = _first_value(text)
-    if found:
-        return value, "lenient"
-    found, value = _repaired(text)
-    if found:
-        return value, "repair"
-    raise InvalidJSON(f"no JSON value in the reply: {_describe(first_error)}", raw=text)
+    else:
+        yield whole, "strict"
+        return
+    complete, broken = _top_level(text)
+    fenced = _fenced(text, complete, broken)
+    ordered = sorted(complete, key=_largest_first)
+    lenient = [*fenced.values(), *(value for at, _end, value in ordered if at not in fenced)]
+    found = itertools.chain(_as(lenient, "lenient"), _repaired(text, broken))
+    offered = False
+    for candidate in itertools.islice(found, MAX_CANDIDATES):
+        offered = True
+        yield candidate
+    if not offered:
+        raise InvalidJSON(f"no JSON value in the reply: {_describe(first_error)}", raw=text)
+
+
+def _as(values: Iterable[Any], stage: Stage) -> Iterator[tuple[Any, Stage]]:
+    return ((value, stage) for value in values)
+
+
+def _repaired(text: str, broken: list[Span]) -> Iterator[tuple[Any, Stage]]:
+    """What arrived of each broken span, largest first (each repair costs a pass over it)."""
+    for span in sorted(broken, key=lambda span: (span.start - span.end, span.start)):
+        found, value = repair(text, span)
+        if found:
+            yield value, "repair"
 
 
 def _describe(error: Exception) -> str:
@@ -78,47 +116,44 @@ def _describe(error: Exception) -> str:
     return str(error)
 
 
-def _first_value(text: str) -> tuple[bool, Any]:
-    """The first complete object or array: inside a code fence first, then anywhere."""
-    for fence in _FENCE.finditer(text):
+def _largest_first(found: tuple[int, int, Any]) -> tuple[int, int]:
+    start, end, _value = found
+    return start - end, start
+
+
+def _top_level(text: str) -> tuple[list[tuple[int, int, Any]], list[Span]]:
+    """The objects and arrays outside any other: the complete ones as ``(start, end, value)``,
+    and the spans of the rest (broken, or never closed)."""
+    complete: list[tuple[int, int, Any]] = []
+    broken: list[Span] = []
+    at = 0
+    while (opener := _OPENERS.search(text, at)) is not None:
         try:
-            return True, _DECODER.decode(fence.group(1))
+            value, at = _DECODER.raw_decode(text, opener.start())
         except (ValueError, RecursionError):
-            continue
-    for tried, opener in enumerate(_OPENERS.finditer(text)):
-        if tried >= MAX_CANDIDATES:
-            break
-        try:
-            return True, _DECODER.raw_decode(text, opener.start())[0]
-        except (ValueError, RecursionError):
-            continue
-    return False, None
+            span = scan(text, opener.start())
+            broken.append(span)
+            at = span.end
+        else:
+            complete.append((opener.start(), at, value))
+    return complete, broken
 
 
-def _repaired(text: str) -> tuple[bool, Any]:
-    """A locally repaired object or array, starting at the first ``{`` or ``[``.
+def _fenced(text: str, complete: list[tuple[int, int, Any]], broken: list[Span]) -> dict[int, Any]:
+    """The values that code fences hold whole, in order, by where each value starts.
 
-    json_repair turns any text into *something* ("" or [] for prose), so only a non-empty
-    object or array counts, and only when the text holds an opening bracket at all.
+    A fence inside a value (in one of its strings) is the value's text, not a fence.
     """
-    opener = _OPENERS.search(text)
-    if opener is None:
-        return False, None
-    try:
-        value = json_repair.loads(text[opener.start() :])
-    except Exception:  # a third-party repair failing on junk just means "no JSON"
-        return False, None
-    if isinstance(value, dict | list) and value and _finite(value):
-        return True, value
-    return False, None
-
-
-def _finite(value: Any) -> bool:
-    """No NaN or infinity anywhere (json_repair lets them through)."""
-    if isinstance(value, float):
-        return math.isfinite(value)
-    if isinstance(value, dict):
-        return all(_finite(v) for v in value.values())
-    if isinstance(value, list):
-        return all(_finite(v) for v in value)
-    return True
+    spans = sorted([(at, end) for at, end, _value in complete] + [(s.start, s.end) for s in broken])
+    found: dict[int, Any] = {}
+    for fence in _FENCE.finditer(text):
+        before = bisect.bisect_right(spans, (fence.start(), len(text))) - 1
+        if before >= 0 and fence.start() < spans[before][1]:
+            continue
+        body = fence.group(1)
+        try:
+            value = _DECODER.decode(body)
+        except (ValueError, RecursionError):
+            continue
+        found[fence.start(1) + len(body) - len(body.lstrip())] = value
+    return found

@@ -7,14 +7,15 @@ whether to re-ask, and ends with an ``Extraction`` or raises ``ExtractionFailed`
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import re
 from typing import Any
 
 import partial_json_parser
 
-from ..errors import ConfigError, ExtractionFailed, OutputError, TruncatedOutput
-from .decode import decode, decode_with_stage
+from ..errors import ConfigError, ExtractionFailed, OutputError, SchemaMismatch, TruncatedOutput
+from .decode import candidates, decode_with_stage
 from .guard import StreamGuard
 from .prompt import build_reask
 from .result import Attempt, Extraction
@@ -121,7 +122,7 @@ class AttemptFlow:
 
     def _value(self, raw: str, done_reason: str | None) -> Any:
         if done_reason != "length":
-            return self.schema.validate(decode(raw))
+            return self._first_valid(raw)
         # Cut off by the token limit: only a reply that is complete JSON as it stands can be
         # trusted; a repaired one would be valid but silently incomplete.
         try:
@@ -135,6 +136,20 @@ class AttemptFlow:
             raw=raw,
             done_reason=done_reason,
         )
+
+    def _first_valid(self, raw: str) -> Any:
+        """The first value the reply holds that the schema accepts (decode offers them best
+        first); else raises the best one's SchemaMismatch, or decode's EmptyOutput/InvalidJSON."""
+        found = candidates(raw)
+        best, _stage = next(found)
+        try:
+            return self.schema.validate(best)
+        except SchemaMismatch as exc:
+            mismatch = exc
+        for value, _stage in found:
+            with contextlib.suppress(SchemaMismatch):
+                return self.schema.validate(value)
+        raise mismatch
 
 
 def choose_format(mode: str | None, schema: Schema, server_version: str | None) -> Format | None:
