@@ -11,6 +11,7 @@ from ._version import __version__
 from .batch import Cache, Labeling, Record
 from .batch.evaluation import EvalReport, evaluate
 from .client.extractor import AsyncExtractor, CallOptions, Extractor
+from .core.grounding import Span, grounded
 from .core.result import Attempt, AttemptFailed, Extraction, Partial
 from .core.schema import CHECKED_FORMATS, Schema, bundled_schemas
 from .core.wire import Metrics
@@ -72,11 +73,13 @@ __all__ = [
     "SchemaMismatch",
     "ServerBusy",
     "ServerError",
+    "Span",
     "StreamError",
     "TransportError",
     "TruncatedOutput",
     "__version__",
     "bundled_schemas",
     "evaluate",
+    "grounded",
     "label_dataframe",
 ]

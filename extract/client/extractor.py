@@ -251,6 +251,7 @@ class _Common:
             request=request,
             max_attempts=call.max_attempts,
             host=self.settings.host,
+            document=call.text,
         )
 
     def cache_key(self, text: str, schema: Any, **options: Unpack[CallOptions]) -> str:

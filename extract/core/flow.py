@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import json
 import re
 from typing import Any
 
@@ -16,10 +17,12 @@ import partial_json_parser
 
 from ..errors import ConfigError, ExtractionFailed, OutputError, SchemaMismatch, TruncatedOutput
 from .decode import candidates, decode_with_stage
+from .grounding import Span
 from .guard import StreamGuard
 from .prompt import build_reask
 from .result import Attempt, Extraction
 from .schema import Schema
+from .schema_walk import Parts, json_path
 from .wire import Format, GenerateRequest, GenerateResult, Metrics
 
 SCHEMA_FORMAT_SINCE = (0, 5, 0)
@@ -31,11 +34,20 @@ class AttemptFlow:
     """Drives one document through decode → validate → re-ask, attempt by attempt."""
 
     def __init__(
-        self, *, schema: Schema, request: GenerateRequest, max_attempts: int, host: str
+        self,
+        *,
+        schema: Schema,
+        request: GenerateRequest,
+        max_attempts: int,
+        host: str,
+        document: str | None = None,
     ) -> None:
         if max_attempts < 1:
             raise ConfigError(f"max_attempts={max_attempts}: give at least 1")
         self.schema = schema
+        # The document's text, where grounded values (x-grounded) must be found.
+        self.document = document
+        self.spans: tuple[Span, ...] = ()
         self.base = request
         self.max_attempts = max_attempts
         self.host = host
@@ -107,7 +119,9 @@ class AttemptFlow:
                 self.attempts.append(
                     Attempt(number, raw, None, metrics, done_reason, transport_retries)
                 )
-                return Extraction(value, raw, tuple(self.attempts), self.model, self.host)
+                return Extraction(
+                    value, raw, tuple(self.attempts), self.model, self.host, spans=self.spans
+                )
         attempt = Attempt(number, raw, error, metrics or Metrics(), done_reason, transport_retries)
         self.attempts.append(attempt)
         if number >= self.max_attempts:
@@ -128,7 +142,7 @@ class AttemptFlow:
         try:
             value, stage = decode_with_stage(raw)
             if stage == "strict":
-                return self.schema.validate(value)
+                return self._accept(value)
         except OutputError:
             pass
         raise TruncatedOutput(
@@ -143,13 +157,61 @@ class AttemptFlow:
         found = candidates(raw)
         best, _stage = next(found)
         try:
-            return self.schema.validate(best)
+            return self._accept(best)
         except SchemaMismatch as exc:
             mismatch = exc
         for value, _stage in found:
             with contextlib.suppress(SchemaMismatch):
-                return self.schema.validate(value)
+                return self._accept(value)
         raise mismatch
+
+    def _accept(self, value: Any) -> Any:
+        """``value`` validated, its grounded strings found in the document (``self.spans``).
+
+        A grounded string the document does not hold was not copied from it: it becomes null,
+        or its key goes, where the schema allows either; otherwise SchemaMismatch (re-ask).
+        """
+        validated = self.schema.validate(value)
+        if not self.schema.grounded or self.document is None:
+            return validated
+        spans, missing = self.schema.ground(value, self.document)
+        if missing:
+            for where in missing:
+                value = self._without(value, where)
+            validated = self.schema.validate(value)
+            spans, _ = self.schema.ground(value, self.document)
+        self.spans = tuple(spans)
+        return validated
+
+    def _without(self, value: Any, where: Parts) -> Any:
+        """``value`` with the string at ``where`` nulled, or its key removed, whichever the
+        schema accepts first; raises SchemaMismatch when it accepts neither."""
+        if not where:  # the whole value is the grounded string
+            with contextlib.suppress(SchemaMismatch):
+                self.schema.validate(None)
+                return None
+        for change in ("null", "remove") if where else ():
+            changed = json.loads(json.dumps(value))
+            parent = changed
+            for step in where[:-1]:
+                parent = parent[step]
+            if change == "null":
+                parent[where[-1]] = None
+            elif isinstance(parent, dict):
+                del parent[where[-1]]
+            else:
+                continue
+            with contextlib.suppress(SchemaMismatch):
+                self.schema.validate(changed)
+                return changed
+        found = value
+        for step in where:
+            found = found[step]
+        raise SchemaMismatch(
+            f"{found!r} does not occur in the document; copy the value from the document "
+            "exactly as written",
+            path=json_path(where),
+        )
 
 
 def choose_format(mode: str | None, schema: Schema, server_version: str | None) -> Format | None:

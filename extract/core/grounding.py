@@ -1,8 +1,8 @@
 """Grounded values: strings that must be copied from the document, and where they occur.
 
-A schema marks such a string with the keyword ``"x-grounded": true`` (in Pydantic:
-``extract.grounded()`` as a field's default/metadata). After a reply validates, every grounded
-value is looked up in the document, in this order:
+A schema marks such a string with the keyword ``"x-grounded": true`` (in Pydantic, a field
+declared with ``extract.grounded(...)`` in place of ``Field(...)``). After a reply validates,
+every grounded value is looked up in the document, in this order:
 
 1. **exact**: the value occurs as written;
 2. **normalised**: case and runs of whitespace ignored (``"ACME  corp"`` finds ``"Acme Corp"``);
@@ -23,6 +23,8 @@ import dataclasses
 import re
 from collections.abc import Iterator, Mapping
 from typing import Any
+
+import pydantic
 
 from .schema_walk import Parts, SchemaIndex, json_path
 
@@ -45,6 +47,18 @@ class Span:
 
     def to_dict(self) -> dict[str, Any]:
         return {"path": self.path, "start": self.start, "end": self.end, "how": self.how}
+
+
+def grounded(default: Any = ..., **field: Any) -> Any:
+    """A Pydantic field whose string value must be copied from the document.
+
+    ``pydantic.Field`` with ``x-grounded`` in its JSON Schema; arguments as ``Field``'s::
+
+        class Contact(BaseModel):
+            name: str | None = grounded(None, description="full name")
+    """
+    extra = dict(field.pop("json_schema_extra", None) or {})
+    return pydantic.Field(default, json_schema_extra={**extra, KEYWORD: True}, **field)
 
 
 def grounded_paths(index: SchemaIndex) -> tuple[Parts, ...]:
