@@ -13,6 +13,7 @@ from .._version import __version__
 from .common import ExtractGroup
 from .doctor import doctor
 from .eval import evaluate_command
+from .export import export
 from .label import label
 from .one import one
 from .review import review
@@ -28,6 +29,7 @@ def main() -> None:
 
 main.add_command(doctor)
 main.add_command(evaluate_command)
+main.add_command(export)
 main.add_command(label)
 main.add_command(one)
 main.add_command(review)
