@@ -9,13 +9,16 @@ import json
 import os
 import re
 import threading
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Generator, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
 import pytest
+import tenacity
+from pydantic import BaseModel
 
-from extract.server import Reply, ScriptedEngine, serve
+from extract import TransportError
+from extract.server import Final, Job, Reply, ScriptedEngine, serve
 
 MARK = re.compile(r"<<(\d+)(?::(\w+))?>>")
 ENV_VARS = ("OLLAMA_HOST", "OLLAMA_API_KEY", "EXTRACT_MODEL", "EXTRACT_CACHE", "XDG_CACHE_HOME")
@@ -111,3 +114,100 @@ def anyio_backend() -> str:
 @pytest.fixture
 def cache_file(tmp_path: Path) -> Path:
     return tmp_path / "cache.sqlite"
+
+
+# -- shared by the batch tests: the ``<<n>>`` schema, a quick retry policy, a scripted server --
+
+N_SCHEMA = {"type": "object", "properties": {"n": {"type": "integer"}}, "required": ["n"]}
+# No other keys: Arrow can type the value as a struct.
+N_CLOSED = {**N_SCHEMA, "additionalProperties": False}
+
+
+class N(BaseModel):
+    """``N_SCHEMA`` as a pydantic model."""
+
+    n: int
+
+
+def fast_retry(tries: int = 3) -> tenacity.Retrying:
+    """``tries`` sends of a request after transport faults, 10 ms apart (a sync policy, which
+    the async engines accept too)."""
+    return tenacity.Retrying(
+        stop=tenacity.stop_after_attempt(tries),
+        wait=tenacity.wait_fixed(0.01),
+        retry=tenacity.retry_if_exception_type(TransportError),
+        reraise=True,
+    )
+
+
+@pytest.fixture
+def server(scripted: Callable[..., Scripted]) -> Scripted:
+    """A scripted server with four slots that answers by ``Responder``."""
+    return scripted(slots=4, responder=Responder())
+
+
+@pytest.fixture
+def engine() -> ScriptedEngine:
+    """A scripted engine serving the model ``tiny``; a module overrides it for other models."""
+    return ScriptedEngine(models=("tiny",))
+
+
+@pytest.fixture
+def url(engine: ScriptedEngine) -> Iterator[str]:
+    """The URL of a server running ``engine``."""
+    with serve(engine) as srv:
+        yield srv.url
+
+
+# -- shared by the Ray and batch-capacity tests: a server that gauges its load, error cells --
+
+
+def error_type(text: Any) -> str | None:
+    """The class name of an error cell's JSON, or None for a null cell (None, or pandas' NA)."""
+    return str(json.loads(text)["type"]) if isinstance(text, str) else None
+
+
+class Gauge(ScriptedEngine):
+    """Records the most generate requests it ever held at once.
+
+    A request counts from its arrival until just before its done line is written: within the
+    time the client itself counts it in flight, so a client within its bound never shows more.
+    """
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.now = self.peak = 0
+        self._gauge = threading.Lock()
+
+    def generate(self, job: Job, stop: threading.Event) -> Generator[Any, None, None]:
+        with self._gauge:
+            self.now += 1
+            self.peak = max(self.peak, self.now)
+        counted = True
+        try:
+            for event in super().generate(job, stop):
+                if isinstance(event, Final):
+                    counted = self._leave()
+                yield event
+        finally:
+            if counted:
+                self._leave()
+
+    def _leave(self) -> bool:
+        with self._gauge:
+            self.now -= 1
+        return False
+
+
+@pytest.fixture
+def gauges() -> Iterator[list[tuple[Gauge, str]]]:
+    """Two hosts that each run two requests at once (a third waits for a slot)."""
+    engines = [
+        Gauge(models=("tiny",), slots=2, latency=0.005, responder=Responder()) for _ in range(2)
+    ]
+    servers = [serve(e) for e in engines]
+    try:
+        yield [(e, s.url) for e, s in zip(engines, servers, strict=True)]
+    finally:
+        for s in servers:
+            s.stop()

@@ -27,7 +27,7 @@ from typing import Any
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from test_soak import FAULTS, SCHEMA, FaultPlan, Figures, QuietEngine, SoakConfig, documents
+from soak_harness import FAULTS, SCHEMA, FaultPlan, Figures, QuietEngine, SoakConfig, documents
 
 from extract.batch.records import OutputFile
 from extract.errors import ConfigError

@@ -19,15 +19,16 @@ from typing import Any
 
 import httpx
 import pytest
+from conftest import N_SCHEMA
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from extract import ExtractionFailed, Extractor, Schema
+from extract.batch.records import read_jsonl
 from extract.client.config import Settings
+from extract.client.transport import LineSplitter, ReplyReader, Transport
 from extract.core.decode import decode, decode_with_stage
 from extract.core.prompt import build_prompt
-from extract.batch.records import read_jsonl
-from extract.client.transport import LineSplitter, ReplyReader, Transport
 from extract.core.wire import parse_host
 from extract.errors import (
     ConfigError,
@@ -443,8 +444,6 @@ def test_the_jsonl_reader_gives_one_document_per_nonblank_line(data: bytes) -> N
 
 
 # -- a whole extraction -----------------------------------------------------------------------
-
-N_SCHEMA = {"type": "object", "properties": {"n": {"type": "integer"}}, "required": ["n"]}
 
 
 @FUZZ

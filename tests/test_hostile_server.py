@@ -23,29 +23,27 @@ from typing import Any
 import httpx
 import pytest
 from click.testing import CliRunner
-from conftest import Scripted, rss
+from conftest import N_SCHEMA, Scripted, rss
 
 from extract import (
-    AsyncExtractor,
     ConnectError,
     ExtractError,
     ExtractionFailed,
     Extractor,
     InputError,
+    Labeling,
     RequestRejected,
     RunawayOutput,
     ServerError,
     TransportError,
 )
-from extract.client.config import Settings
 from extract.batch.records import OutputFile, read_jsonl
-from extract.client.transport import Transport
-from extract.batch import aextract_many, extract_many
 from extract.cli import main
+from extract.client.config import Settings
+from extract.client.transport import Transport
 from extract.errors import ConfigError, StreamError
 from extract.server import Reply
 
-N_SCHEMA = {"type": "object", "properties": {"n": {"type": "integer"}}, "required": ["n"]}
 MiB = 2**20
 
 # -- servers that never stop ------------------------------------------------------------------
@@ -340,8 +338,8 @@ def test_bad_documents_get_clear_errors_and_never_stop_a_batch(
         {"id": "huge", "text": huge},
         {"id": "fine", "text": "a document"},
     ]
-    with Extractor("tiny", host=server.url, retry=1) as extractor:
-        records = list(extract_many(extractor, inputs, N_SCHEMA, concurrency=2))
+    with Labeling(N_SCHEMA, model="tiny", hosts=server.url, retry=1, concurrency=2) as session:
+        records = list(session.results(inputs))
     outcome = {r.id: (r.ok, type(r.error).__name__) for r in records}
     assert len(records) == len(inputs)
     assert outcome == {
@@ -402,10 +400,10 @@ def test_a_document_with_a_lone_surrogate_gets_a_clear_error(
     scripted: Callable[..., Scripted], tmp_path: Path
 ) -> None:
     server = n_replies(scripted)
-    with Extractor("tiny", host=server.url, retry=1) as extractor:
-        with pytest.raises(InputError):
-            extractor.extract(LONE_SURROGATE, N_SCHEMA)
-        records = list(extract_many(extractor, [LONE_SURROGATE, "fine"], N_SCHEMA))
+    with Extractor("tiny", host=server.url, retry=1) as extractor, pytest.raises(InputError):
+        extractor.extract(LONE_SURROGATE, N_SCHEMA)
+    with Labeling(N_SCHEMA, model="tiny", hosts=server.url, retry=1) as session:
+        records = list(session.results([LONE_SURROGATE, "fine"]))
     assert [(r.ok, type(r.error).__name__) for r in records] == [
         (False, "InputError"),
         (True, "NoneType"),
@@ -459,8 +457,8 @@ async def test_hostile_documents_in_an_async_batch_never_end_it(
             await asyncio.sleep(0)
             yield item
 
-    async with AsyncExtractor("tiny", host=server.url, retry=1) as extractor:
-        records = [r async for r in aextract_many(extractor, inputs(), N_SCHEMA)]
+    async with Labeling(N_SCHEMA, model="tiny", hosts=server.url, retry=1) as session:
+        records = [r async for r in session.aresults(inputs())]
     assert [r.ok for r in records] == [False, False, False, False, True]
     assert all(isinstance(r.error, InputError) for r in records[:4])
     assert not any(isinstance(r.error, RequestRejected | ConnectError) for r in records)

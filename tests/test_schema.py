@@ -13,8 +13,8 @@ import jsonschema
 import pydantic
 import pytest
 
-from extract.errors import ConfigError, SchemaError, SchemaMismatch
 from extract.core.schema import Schema, bundled_schemas
+from extract.errors import ConfigError, SchemaError, SchemaMismatch
 
 PERSON = {
     "title": "Person",
