@@ -13,6 +13,7 @@ from collections.abc import Callable, Generator, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 import tenacity
 from pydantic import BaseModel
@@ -148,8 +149,9 @@ def server(scripted: Callable[..., Scripted]) -> Scripted:
 
 @pytest.fixture
 def engine() -> ScriptedEngine:
-    """A scripted engine serving the model ``tiny``; a module overrides it for other models."""
-    return ScriptedEngine(models=("tiny",))
+    """A scripted engine serving ``tiny``, and ``thinker``, a model that can only think; a
+    module overrides it for other models."""
+    return ScriptedEngine(models=("tiny", "thinker"), capabilities={"thinker": ["thinking"]})
 
 
 @pytest.fixture
@@ -157,6 +159,32 @@ def url(engine: ScriptedEngine) -> Iterator[str]:
     """The URL of a server running ``engine``."""
     with serve(engine) as srv:
         yield srv.url
+
+
+# -- shared by the server tests: an HTTP client, a generate call, a streamed reply's lines ----
+
+BUSY = "server busy, please try again.  maximum pending requests exceeded"
+
+
+@pytest.fixture
+def client(url: str) -> Iterator[httpx.Client]:
+    """An HTTP client for the server at ``url``."""
+    with httpx.Client(base_url=url, timeout=10) as c:
+        yield c
+
+
+def stream_lines(client: httpx.Client, path: str, body: dict[str, Any]) -> list[dict[str, Any]]:
+    """The NDJSON lines of a streamed reply, which must be chunked and succeed."""
+    with client.stream("POST", path, json=body) as reply:
+        assert reply.status_code == 200
+        assert reply.headers["content-type"] == "application/x-ndjson"
+        assert reply.headers["transfer-encoding"] == "chunked"
+        return [json.loads(line) for line in reply.iter_lines()]
+
+
+def generate(client: httpx.Client, **fields: Any) -> httpx.Response:
+    """POST /api/generate for ``tiny`` with a short prompt, ``fields`` added or replaced."""
+    return client.post("/api/generate", json={"model": "tiny", "prompt": "hi there", **fields})
 
 
 # -- shared by the Ray and batch-capacity tests: a server that gauges its load, error cells --
