@@ -5,6 +5,7 @@ from __future__ import annotations
 import collections
 import contextlib
 import dataclasses
+import importlib.util
 import json
 import os
 import re
@@ -18,8 +19,8 @@ import pytest
 import tenacity
 from pydantic import BaseModel
 
-from extract import TransportError
-from extract.server import Final, Job, Reply, ScriptedEngine, serve
+from extract import ConfigError, TransportError
+from extract.server import Final, Job, Reply, ScriptedEngine, default_model_path, serve
 
 MARK = re.compile(r"<<(\d+)(?::(\w+))?>>")
 ENV_VARS = ("OLLAMA_HOST", "OLLAMA_API_KEY", "EXTRACT_MODEL", "EXTRACT_CACHE", "XDG_CACHE_HOME")
@@ -239,3 +240,41 @@ def gauges() -> Iterator[list[tuple[Gauge, str]]]:
     finally:
         for s in servers:
             s.stop()
+
+
+# -- optional extras: without them their tests skip, saying what to install -------------------
+
+# The top-level module of each optional dependency the tests meet, and how to install it.
+EXTRAS = {
+    "llama_cpp": "llama-cpp-python: pip install '.[local]'",
+    "ray": "ray: pip install '.[ray]'",
+    "pyarrow": "pyarrow: pip install '.[ray]'",
+}
+
+
+def real_model_missing() -> str | None:
+    """Why the real-model tests cannot run here (what to install), or None when they can."""
+    if importlib.util.find_spec("llama_cpp") is None:
+        return f"needs {EXTRAS['llama_cpp']}"
+    try:
+        default_model_path()
+    except ConfigError as exc:
+        return f"needs the model file: {exc.message}"
+    return None
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    marked = [item for item in items if "real_model" in item.keywords]
+    reason = real_model_missing() if marked else None
+    for item in marked if reason else []:
+        item.add_marker(pytest.mark.skip(reason=f"real model: {reason}"))
+
+
+def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
+    """Name the extras that are not installed: the package modules that import them are
+    skipped by the doctest collector with a bare "unable to import module"."""
+    missing = [hint for name, hint in EXTRAS.items() if importlib.util.find_spec(name) is None]
+    if missing:
+        terminalreporter.write_sep("-", "optional extras not installed: their tests were skipped")
+        for hint in missing:
+            terminalreporter.write_line(hint)

@@ -13,9 +13,7 @@ from typing import Any
 
 import pytest
 
-ray = pytest.importorskip(
-    "ray", reason="the Ray integration needs the ray extra: pip install '.[ray]'"
-)
+ray = pytest.importorskip("ray", reason="Ray pipelines need the ray extra: pip install '.[ray]'")
 
 import pyarrow as pa  # noqa: E402 - only once Ray (and so pyarrow) is known present
 import pyarrow.parquet as pq  # noqa: E402
