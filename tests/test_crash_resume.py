@@ -179,6 +179,7 @@ def _check_output(out: Path, plan: FaultPlan) -> Figures:
     return figures
 
 
+@pytest.mark.soak
 def test_sigkill_at_random_moments_then_rerun_loses_nothing(tmp_path: Path) -> None:
     figures = crash_resume(tmp_path, docs=CI_DOCS, kills=CI_KILLS, seed=SEED)
     print(f"\ncrash-resume, {CI_DOCS} documents:\n{figures.table()}")

@@ -16,12 +16,14 @@ import collections
 import json
 
 import httpx
+import pytest
 import tenacity
 from soak_harness import FAULTS, SCHEMA, SoakConfig, good_reply, run_soak
 
 from extract import Extractor, TransportError
 
 
+@pytest.mark.soak
 def test_fault_soak_loses_nothing_and_explains_every_failure() -> None:
     config = SoakConfig()
     figures = run_soak(config)
