@@ -131,6 +131,13 @@ class N(BaseModel):
     n: int
 
 
+class Person(BaseModel):
+    """A small model for the extraction tests."""
+
+    name: str
+    age: int
+
+
 def fast_retry(tries: int = 3) -> tenacity.Retrying:
     """``tries`` sends of a request after transport faults, 10 ms apart (a sync policy, which
     the async engines accept too)."""

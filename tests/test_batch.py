@@ -130,7 +130,7 @@ def test_memory_is_bounded_by_the_window(server: Scripted) -> None:
     with Labeling(N_SCHEMA, model="tiny", hosts=server.url, concurrency=2) as session:
         stream = session.results(endless())
         seen = [next(stream) for _ in range(50)]
-        stream.close()
+        stream.close()  # type: ignore[attr-defined]
     assert [r.value["n"] for r in seen] == list(range(1, 51))
     # The window (16 at concurrency 2) plus the hand-over buffer to this thread (64).
     assert pulled <= 50 + 16 + 64
@@ -209,8 +209,8 @@ def test_503_shrinks_the_window_and_every_record_lands(scripted: Callable[..., S
     # One slot and no queue: whatever exceeds one request in flight is refused with 503.
     server = scripted(slots=1, max_queue=0, latency=0.01, responder=Responder())
     inputs = [f"<<{n}>>" for n in range(40)]
-    options = {"retry": fast_retry(8), "concurrency": 4}
-    with Labeling(N_SCHEMA, model="tiny", hosts=server.url, **options) as session:
+    retry = fast_retry(8)
+    with Labeling(N_SCHEMA, model="tiny", hosts=server.url, retry=retry, concurrency=4) as session:
         records = list(session.results(inputs))
     assert [r.value for r in records] == [{"n": n} for n in range(40)]
     assert all(r.ok for r in records)
@@ -304,7 +304,7 @@ def test_breaking_out_early_stops_cleanly(server: Scripted) -> None:
     with Labeling(N_SCHEMA, model="tiny", hosts=server.url, concurrency=2) as session:
         stream = session.results([f"<<{n}>>" for n in range(500)])
         first = [next(stream) for _ in range(3)]
-        stream.close()
+        stream.close()  # type: ignore[attr-defined]
     assert [r.value for r in first] == [{"n": 0}, {"n": 1}, {"n": 2}]
     assert len(server.generates()) < 500
 

@@ -8,8 +8,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from conftest import fast_retry
-from pydantic import BaseModel
+from conftest import Person, fast_retry
 
 from extract import (
     AsyncExtractor,
@@ -26,12 +25,6 @@ from extract import (
     TruncatedOutput,
 )
 from extract.server import Reply, ScriptedEngine, serve
-
-
-class Person(BaseModel):
-    name: str
-    age: int
-
 
 PERSON = {
     "type": "object",

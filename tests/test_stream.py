@@ -5,17 +5,11 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from pydantic import BaseModel
+from conftest import Person
 
 from extract import AsyncExtractor, Extraction, Extractor
 from extract.core.result import AttemptFailed, Partial
 from extract.server import Reply, ScriptedEngine
-
-
-class Person(BaseModel):
-    name: str
-    age: int
-
 
 CHUNKS = ['{"name": "A', 'nn", ', '"age": 3', "4}"]
 
