@@ -1,4 +1,9 @@
-"""Shared fixtures: a clean environment for every test, and scripted Ollama servers on demand."""
+"""Shared fixtures and helpers: a clean environment for every test, scripted Ollama servers on
+demand, the batch and server tests' common pieces, and skips for extras that are not installed.
+
+Larger helpers shared by a few modules live beside this file, in modules that are not tests:
+``soak_harness`` (the fault soak), ``fuzzing`` (hypothesis strategies), ``grammar_support``.
+"""
 
 from __future__ import annotations
 
@@ -195,7 +200,7 @@ def generate(client: httpx.Client, **fields: Any) -> httpx.Response:
     return client.post("/api/generate", json={"model": "tiny", "prompt": "hi there", **fields})
 
 
-# -- shared by the Ray and batch-capacity tests: a server that gauges its load, error cells --
+# -- shared by the Ray tests: error cells, and servers that gauge their load -----------------
 
 
 def error_type(text: Any) -> str | None:
@@ -272,8 +277,9 @@ def real_model_missing() -> str | None:
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     marked = [item for item in items if "real_model" in item.keywords]
-    reason = real_model_missing() if marked else None
-    for item in marked if reason else []:
+    if not marked or (reason := real_model_missing()) is None:
+        return
+    for item in marked:
         item.add_marker(pytest.mark.skip(reason=f"real model: {reason}"))
 
 
