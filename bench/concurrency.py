@@ -14,8 +14,7 @@ import time
 
 import ollama
 
-from extract import Extractor
-from extract.batch import extract_many
+from extract import Labeling
 
 from ._harness import Outcome, Scale, progress, rate
 from ._servers import ServerSpec, running
@@ -35,9 +34,9 @@ def records(n: int) -> list[dict[str, str]]:
 
 def extract_batch(url: str, docs: list[dict[str, str]]) -> tuple[float, int]:
     """Label ``docs`` with extract's batch engine; (docs/s, records ok)."""
-    with Extractor("tiny", host=url) as extractor:
+    with Labeling(Person, model="tiny", hosts=url) as session:
         start = time.perf_counter()
-        ok = sum(1 for result in extract_many(extractor, docs, Person) if result.ok)
+        ok = sum(1 for result in session.results(docs) if result.ok)
         return rate(len(docs), time.perf_counter() - start), ok
 
 

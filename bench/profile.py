@@ -14,8 +14,7 @@ from collections.abc import Callable, Sequence
 
 from pyinstrument import Profiler
 
-from extract import AsyncExtractor, Extractor
-from extract.batch import aextract_many
+from extract import Extractor, Labeling
 
 from ._servers import ServerSpec, running
 from .concurrency import records
@@ -40,8 +39,8 @@ def _batch(url: str, n: int) -> Callable[[], None]:
     async def label() -> None:
         # The async engine on this thread: the sync face would run it on a thread of its own,
         # out of the profiler's sight.
-        async with AsyncExtractor("tiny", host=url) as extractor:
-            async for _ in aextract_many(extractor, docs, Person):
+        async with Labeling(Person, model="tiny", hosts=url) as session:
+            async for _ in session.aresults(docs):
                 pass
 
     return lambda: asyncio.run(label())

@@ -14,11 +14,11 @@ import time
 from typing import Any
 
 from extract.client.config import Settings
+from extract.client.transport import Transport
 from extract.core.flow import AttemptFlow
 from extract.core.prompt import build_prompt
-from extract.client.transport import Transport
-from extract.errors import ExtractionFailed, OutputError
 from extract.core.schema import Schema
+from extract.errors import ExtractionFailed, OutputError
 from extract.server import DEFAULT_LOCAL_MODEL, LlamaEngine, serve
 
 from .docs import MESSAGES, Contact, Ticket

@@ -12,8 +12,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from extract import Extractor
-from extract.batch import extract_many
+from extract import Labeling
 
 from ._harness import Outcome, Scale, progress, rate
 from ._servers import running
@@ -25,9 +24,9 @@ GOAL = 50.0
 
 def _label(url: str, docs: list[dict[str, str]], cache: Path) -> tuple[float, list[Any], int]:
     """(seconds, values, records served from the cache)."""
-    with Extractor("tiny", host=url) as extractor:
+    with Labeling(Person, model="tiny", hosts=url, cache=cache) as session:
         start = time.perf_counter()
-        results = list(extract_many(extractor, docs, Person, cache=cache))
+        results = list(session.results(docs))
         seconds = time.perf_counter() - start
     values = [r.value if r.ok else None for r in results]
     return seconds, values, sum(r.cached for r in results)
@@ -48,7 +47,7 @@ def run(scale: Scale) -> list[Outcome]:
     same = values == again_values and None not in values
     details = (
         f"{len(docs)} documents on {SPEC.slots} slots × {SPEC.latency * 1000:.0f} ms; "
-        "library batch engine (extract.batch.extract_many) with cache=<file>",
+        "library batch engine (extract.Labeling) with cache=<file>",
         f"- first run: {first:.2f} s ({rate(len(docs), first):.1f} docs/s), "
         f"{calls_first} model calls",
         f"- rerun: {again:.3f} s ({rate(len(docs), again):.0f} docs/s), {calls_again} model "

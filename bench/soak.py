@@ -7,7 +7,7 @@ SIGKILLed 20 times and rerun. It prints the figures (documents, faults injected 
 retried to success, failed, lost) and exits 1 when any document was lost, duplicated or
 failed without its explanation.
 
-The test modules are imported as pytest imports them (``tests/`` on ``sys.path``), so the
+The tests' harness is imported as pytest imports it (``tests/`` on ``sys.path``), so the
 soak that runs here is the one CI proves at 2k documents.
 """
 
@@ -34,14 +34,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=None, help="fault plan seed (default: CI's)")
     args = parser.parse_args(argv)
     sys.path.insert(0, str(TESTS))
+    import soak_harness
     import test_crash_resume
-    import test_soak
 
-    seed = test_soak.SEED if args.seed is None else args.seed
-    config = test_soak.SoakConfig(docs=args.docs, seed=seed)
+    seed = soak_harness.SEED if args.seed is None else args.seed
+    config = soak_harness.SoakConfig(docs=args.docs, seed=seed)
     _progress(f"fault soak: {config.docs} documents, {config.fault_rate:.0%} faults")
     started = time.perf_counter()
-    soak = test_soak.run_soak(config)
+    soak = soak_harness.run_soak(config)
     soak_seconds = time.perf_counter() - started
     print(f"\nfault soak, {config.docs} documents ({soak_seconds:.0f} s):\n{soak.table()}")
 

@@ -1,6 +1,6 @@
 """AsyncExtractor: several documents at once from asyncio code.
 
-For large batches prefer `extract_many` / `extract label`, which bound the in-flight
+For large batches prefer `extract.Labeling` / `extract label`, which bound the in-flight
 requests to what the server can take and write one record per input.
 """
 

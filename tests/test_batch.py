@@ -13,78 +13,63 @@ from typing import Any
 
 import pytest
 import tenacity
-from conftest import Responder, Scripted
-from pydantic import BaseModel
+from conftest import N_SCHEMA, N, Responder, Scripted, fast_retry
 
 from extract import (
-    AsyncExtractor,
     BadRequest,
+    Cache,
     ConfigError,
     ConnectError,
     ExtractionFailed,
-    Extractor,
     InputError,
+    Labeling,
     ModelNotFound,
+    Record,
     SchemaError,
 )
-from extract.batch import Record, aextract_many, extract_many
-from extract.batch.cache import Cache
 from extract.server import Reply
 
-N_SCHEMA = {"type": "object", "properties": {"n": {"type": "integer"}}, "required": ["n"]}
-
-
-class N(BaseModel):
-    n: int
-
-
-def fast_retry(tries: int = 4) -> tenacity.Retrying:
-    return tenacity.Retrying(
-        stop=tenacity.stop_after_attempt(tries), wait=tenacity.wait_fixed(0.01), reraise=True
-    )
-
-
-def async_fast_retry(tries: int = 4) -> tenacity.AsyncRetrying:
-    return tenacity.AsyncRetrying(
-        stop=tenacity.stop_after_attempt(tries), wait=tenacity.wait_fixed(0.01), reraise=True
-    )
+Labeler = Callable[..., list[Record]]
 
 
 @pytest.fixture
-def server(scripted: Callable[..., Scripted]) -> Scripted:
-    return scripted(slots=4, responder=Responder())
+def label(server: Scripted) -> Labeler:
+    """``label(records, schema=N_SCHEMA, **options)``: every record of one session's run on
+    ``server``, with a quick retry policy unless ``options`` give one."""
 
+    def run(records: Any, schema: Any = N_SCHEMA, **options: Any) -> list[Record]:
+        with Labeling(
+            schema, model="tiny", hosts=server.url, **{"retry": fast_retry(4), **options}
+        ) as session:
+            return list(session.results(records))
 
-@pytest.fixture
-def ex(server: Scripted) -> Iterator[Extractor]:
-    with Extractor("tiny", host=server.url, retry=fast_retry()) as extractor:
-        yield extractor
+    return run
 
 
 def docs(*specs: str) -> list[dict[str, Any]]:
     return [{"id": f"d{i}", "text": f"Ticket <<{spec}>> please"} for i, spec in enumerate(specs)]
 
 
-def test_records_come_in_input_order(ex: Extractor) -> None:
+def test_records_come_in_input_order(label: Labeler) -> None:
     inputs = docs(*(f"{n}:late" for n in range(30)))
-    records = list(extract_many(ex, inputs, N_SCHEMA, concurrency=4))
+    records = label(inputs, concurrency=4)
     assert [r.id for r in records] == [d["id"] for d in inputs]
     assert [r.value for r in records] == [{"n": n} for n in range(30)]
     assert all(r.ok and r.attempts == 1 and not r.cached for r in records)
     assert all((r.usage.eval_count or 0) > 0 for r in records)
 
 
-def test_unordered_gives_each_record_once(ex: Extractor) -> None:
+def test_unordered_gives_each_record_once(label: Labeler) -> None:
     inputs = docs(*(f"{n}:late" for n in range(30)))
-    records = list(extract_many(ex, inputs, N_SCHEMA, concurrency=4, ordered=False))
+    records = label(inputs, concurrency=4, ordered=False)
     assert sorted(r.value["n"] for r in records) == list(range(30))
     assert len({r.id for r in records}) == 30
 
 
-def test_one_record_per_input_with_failures_as_values(ex: Extractor, server: Scripted) -> None:
+def test_one_record_per_input_with_failures_as_values(label: Labeler, server: Scripted) -> None:
     specs = ["0", "1:bad", "2:busy", "3:cut", "4:reset", "5:reject", "6", "7:bad"]
     inputs: list[Any] = [*docs(*specs), {"id": "empty", "text": "  "}, {"id": "notext"}, 42]
-    records = list(extract_many(ex, inputs, N_SCHEMA, concurrency=3, max_attempts=2))
+    records = label(inputs, concurrency=3, max_attempts=2)
     assert [r.id for r in records] == [*(f"d{i}" for i in range(8)), "empty", "notext", 11]
     outcome = {r.id: (type(r.error).__name__ if r.error else "ok") for r in records}
     assert outcome == {
@@ -113,17 +98,17 @@ def test_one_record_per_input_with_failures_as_values(ex: Extractor, server: Scr
     assert "  " not in {b["prompt"] for b in server.generates()}
 
 
-def test_strings_and_passthrough_fields(ex: Extractor) -> None:
+def test_strings_and_passthrough_fields(label: Labeler) -> None:
     inputs = ["<<1>>", {"key": "k", "body": "<<2>>", "lang": "en"}]
-    records = list(extract_many(ex, inputs, N_SCHEMA, id_field="key", text_field="body"))
+    records = label(inputs, id_field="key", text_field="body")
     assert [(r.id, r.value, r.fields) for r in records] == [
         (1, {"n": 1}, {}),
         ("k", {"n": 2}, {"lang": "en"}),
     ]
 
 
-def test_pydantic_schema_gives_instances_and_json_lines(ex: Extractor) -> None:
-    [record] = extract_many(ex, ["<<5>>"], N)
+def test_pydantic_schema_gives_instances_and_json_lines(label: Labeler) -> None:
+    [record] = label(["<<5>>"], N)
     assert record.value == N(n=5)
     line = record.to_json()
     assert line["value"] == {"n": 5}
@@ -142,10 +127,10 @@ def test_memory_is_bounded_by_the_window(server: Scripted) -> None:
             pulled += 1
             yield f"<<{pulled}>>"
 
-    with Extractor("tiny", host=server.url) as ex:
-        stream = extract_many(ex, endless(), N_SCHEMA, concurrency=2)
+    with Labeling(N_SCHEMA, model="tiny", hosts=server.url, concurrency=2) as session:
+        stream = session.results(endless())
         seen = [next(stream) for _ in range(50)]
-        stream.close()
+        stream.close()  # type: ignore[attr-defined]
     assert [r.value["n"] for r in seen] == list(range(1, 51))
     # The window (16 at concurrency 2) plus the hand-over buffer to this thread (64).
     assert pulled <= 50 + 16 + 64
@@ -157,10 +142,11 @@ async def test_async_api_with_an_async_iterable(server: Scripted) -> None:
         for n in range(12):
             yield f"<<{n}>>"
 
-    async with AsyncExtractor("tiny", host=server.url) as aex:
-        records = [
-            r async for r in aextract_many(aex, source(), N_SCHEMA, retry=async_fast_retry())
-        ]
+    retry = tenacity.AsyncRetrying(
+        stop=tenacity.stop_after_attempt(4), wait=tenacity.wait_fixed(0.01), reraise=True
+    )
+    async with Labeling(N_SCHEMA, model="tiny", hosts=server.url, retry=retry) as session:
+        records = [r async for r in session.aresults(source())]
     assert [r.value for r in records] == [{"n": n} for n in range(12)]
     assert [r.id for r in records] == list(range(1, 13))
 
@@ -175,9 +161,9 @@ async def test_async_window_bounds_reading(server: Scripted) -> None:
             pulled += 1
             yield f"<<{n}>>"
 
-    async with AsyncExtractor("tiny", host=server.url) as aex:
+    async with Labeling(N_SCHEMA, model="tiny", hosts=server.url, concurrency=2) as session:
         taken = 0
-        stream = aextract_many(aex, source(), N_SCHEMA, concurrency=2)
+        stream = session.aresults(source())
         async for _ in stream:
             taken += 1
             if taken == 20:
@@ -187,35 +173,45 @@ async def test_async_window_bounds_reading(server: Scripted) -> None:
 
 
 def test_cache_makes_a_rerun_free_and_a_new_schema_recomputes(
-    ex: Extractor, server: Scripted, cache_file: Path
+    label: Labeler, server: Scripted, cache_file: Path
 ) -> None:
     inputs = ["<<1>>", "<<2>>", "<<3:bad>>", "<<2>>"]
-    first = list(extract_many(ex, inputs, N_SCHEMA, cache=cache_file, max_attempts=1))
+    first = label(inputs, cache=cache_file, max_attempts=1)
     sent = len(server.generates())
     assert sent == 4  # the cache is read before the run: no sharing between in-flight twins
-    again = list(extract_many(ex, inputs, N_SCHEMA, cache=cache_file, max_attempts=1))
+    again = label(inputs, cache=cache_file, max_attempts=1)
     assert len(server.generates()) == sent + 1  # only the failed one is asked again
     assert [r.cached for r in again] == [True, True, False, True]
     assert [r.value for r in again] == [r.value for r in first]
     assert again[0].attempts == 0
     assert again[0].usage.eval_count is None
     with Cache(cache_file) as cache:
-        typed = list(extract_many(ex, inputs[:2], N, cache=cache))
+        typed = label(inputs[:2], N, cache=cache)
     assert [r.value for r in typed] == [N(n=1), N(n=2)]
     assert len(server.generates()) == sent + 3  # a changed schema is a new key
 
 
-def test_no_cache_by_default_in_the_library(ex: Extractor, server: Scripted) -> None:
-    list(extract_many(ex, ["<<1>>"], N_SCHEMA))
-    list(extract_many(ex, ["<<1>>"], N_SCHEMA))
-    assert len(server.generates()) == 2
+def test_no_cache_by_default_and_a_session_labels_batch_after_batch(server: Scripted) -> None:
+    def shows() -> int:
+        return [r.path for r in server.engine.requests].count("/api/show")
+
+    with Labeling(N_SCHEMA, model="tiny", hosts=server.url) as session:
+        first = list(session.results(["<<1>>"]))
+        asked = shows()
+        second = list(session.results(["<<1>>", "<<2>>"]))
+    assert [r.value for r in [*first, *second]] == [{"n": 1}, {"n": 1}, {"n": 2}]
+    assert len(server.generates()) == 3
+    # What the session learned of the host carries over: the second batch asks nothing again.
+    assert shows() == asked
 
 
 def test_503_shrinks_the_window_and_every_record_lands(scripted: Callable[..., Scripted]) -> None:
     # One slot and no queue: whatever exceeds one request in flight is refused with 503.
     server = scripted(slots=1, max_queue=0, latency=0.01, responder=Responder())
-    with Extractor("tiny", host=server.url, retry=fast_retry(8)) as ex:
-        records = list(extract_many(ex, [f"<<{n}>>" for n in range(40)], N_SCHEMA, concurrency=4))
+    inputs = [f"<<{n}>>" for n in range(40)]
+    retry = fast_retry(8)
+    with Labeling(N_SCHEMA, model="tiny", hosts=server.url, retry=retry, concurrency=4) as session:
+        records = list(session.results(inputs))
     assert [r.value for r in records] == [{"n": n} for n in range(40)]
     assert all(r.ok for r in records)
     # Were the window stuck at 4, about three of every four requests would be refused.
@@ -226,10 +222,8 @@ def test_503_shrinks_the_window_and_every_record_lands(scripted: Callable[..., S
 def test_work_spreads_over_hosts(scripted: Callable[..., Scripted]) -> None:
     a = scripted(slots=2, latency=0.01, responder=Responder())
     b = scripted(slots=2, latency=0.01, responder=Responder())
-    with Extractor("tiny", host=a.url) as ex:
-        records = list(
-            extract_many(ex, [f"<<{n}>>" for n in range(60)], N_SCHEMA, hosts=[a.url, b.url])
-        )
+    with Labeling(N_SCHEMA, model="tiny", hosts=[a.url, b.url]) as session:
+        records = list(session.results([f"<<{n}>>" for n in range(60)]))
     assert all(r.ok for r in records)
     assert len(a.generates()) + len(b.generates()) == 60
     assert len(a.generates()) > 5
@@ -241,45 +235,39 @@ def test_failing_host_is_set_aside_and_its_work_is_not_lost(
 ) -> None:
     good = scripted(slots=2, responder=Responder())
     broken = scripted(slots=2, responder=lambda body: Reply.status(500, "runner crashed"))
-    with Extractor("tiny", host=good.url, retry=fast_retry(2)) as ex:
-        records = list(
-            extract_many(
-                ex, [f"<<{n}>>" for n in range(30)], N_SCHEMA, hosts=[broken.url, good.url]
-            )
-        )
+    hosts = [broken.url, good.url]
+    with Labeling(N_SCHEMA, model="tiny", hosts=hosts, retry=fast_retry(2)) as session:
+        records = list(session.results([f"<<{n}>>" for n in range(30)]))
     assert [r.value for r in records] == [{"n": n} for n in range(30)]
     assert len(good.generates()) == 30
     assert len(broken.generates()) < 12
 
 
-def test_a_single_dead_host_makes_error_records_not_a_crash(
-    scripted: Callable[..., Scripted],
-) -> None:
-    server = scripted(responder=Responder())
-    with Extractor("tiny", host=server.url, retry=fast_retry(2)) as ex:
-        records = list(extract_many(ex, ["<<1>>", "<<2:fail>>", "<<3>>"], N_SCHEMA))
+def test_a_single_dead_host_makes_error_records_not_a_crash(label: Labeler) -> None:
+    records = label(["<<1>>", "<<2:fail>>", "<<3>>"], retry=fast_retry(2))
     assert [r.ok for r in records] == [True, False, True]
     assert type(records[1].error).__name__ == "ServerError"
 
 
 def test_preflight_stops_the_run_for_an_unknown_model(server: Scripted) -> None:
-    with Extractor("nope", host=server.url) as ex, pytest.raises(ModelNotFound):
-        next(extract_many(ex, ["<<1>>"], N_SCHEMA))
+    session = Labeling(N_SCHEMA, model="nope", hosts=server.url)
+    with session, pytest.raises(ModelNotFound):
+        next(session.results(["<<1>>"]))
     assert server.generates() == []
 
 
-def test_preflight_stops_the_run_for_an_unreachable_host(server: Scripted) -> None:
-    with Extractor("tiny", host="http://127.0.0.1:9") as ex, pytest.raises(ConnectError):
-        next(extract_many(ex, ["<<1>>"], N_SCHEMA))
+def test_preflight_stops_the_run_for_an_unreachable_host() -> None:
+    session = Labeling(N_SCHEMA, model="tiny", hosts="http://127.0.0.1:9")
+    with session, pytest.raises(ConnectError):
+        next(session.results(["<<1>>"]))
 
 
 def test_preflight_leaves_out_a_dead_host_when_others_are_up(
     server: Scripted, caplog: pytest.LogCaptureFixture
 ) -> None:
-    with Extractor("tiny", host=server.url) as ex:
-        records = list(
-            extract_many(ex, ["<<1>>", "<<2>>"], N_SCHEMA, hosts=[server.url, "http://127.0.0.1:9"])
-        )
+    hosts = [server.url, "http://127.0.0.1:9"]
+    with Labeling(N_SCHEMA, model="tiny", hosts=hosts) as session:
+        records = list(session.results(["<<1>>", "<<2>>"]))
     assert [r.value for r in records] == [{"n": 1}, {"n": 2}]
     assert "leaving out a host" in caplog.text
     assert "127.0.0.1:9" in caplog.text
@@ -294,34 +282,35 @@ def test_preflight_leaves_out_a_dead_host_when_others_are_up(
         ({"schema": {"type": "nonsense"}}, SchemaError),
     ],
 )
-def test_bad_arguments_fail_before_the_run(
-    ex: Extractor, server: Scripted, arguments: dict[str, Any], error: type[Exception]
+def test_bad_arguments_fail_when_the_session_is_made(
+    server: Scripted, arguments: dict[str, Any], error: type[Exception]
 ) -> None:
     kwargs = {"schema": N_SCHEMA, **arguments}
     with pytest.raises(error):
-        next(extract_many(ex, ["<<1>>"], **kwargs))
-    assert server.generates() == []
+        Labeling(model="tiny", hosts=server.url, **kwargs)
+    assert server.engine.requests == []
 
 
-def test_an_input_iterable_that_raises_ends_the_run_with_its_error(ex: Extractor) -> None:
+def test_an_input_iterable_that_raises_ends_the_run_with_its_error(label: Labeler) -> None:
     def broken() -> Iterator[str]:
         yield "<<1>>"
         raise OSError("disk gone")
 
     with pytest.raises(OSError, match="disk gone"):
-        list(extract_many(ex, broken(), N_SCHEMA))
+        label(broken())
 
 
-def test_breaking_out_early_stops_cleanly(ex: Extractor, server: Scripted) -> None:
-    stream = extract_many(ex, [f"<<{n}>>" for n in range(500)], N_SCHEMA, concurrency=2)
-    first = [next(stream) for _ in range(3)]
-    stream.close()
+def test_breaking_out_early_stops_cleanly(server: Scripted) -> None:
+    with Labeling(N_SCHEMA, model="tiny", hosts=server.url, concurrency=2) as session:
+        stream = session.results([f"<<{n}>>" for n in range(500)])
+        first = [next(stream) for _ in range(3)]
+        stream.close()  # type: ignore[attr-defined]
     assert [r.value for r in first] == [{"n": 0}, {"n": 1}, {"n": 2}]
     assert len(server.generates()) < 500
 
 
-def test_empty_input_gives_no_records(ex: Extractor) -> None:
-    assert list(extract_many(ex, [], N_SCHEMA)) == []
+def test_empty_input_gives_no_records(label: Labeler) -> None:
+    assert label([]) == []
 
 
 def test_record_to_json_of_an_error() -> None:

@@ -6,22 +6,10 @@ from collections.abc import Callable
 
 import pandas as pd
 import pytest
-from conftest import Responder, Scripted
-from pydantic import BaseModel
+from conftest import N_SCHEMA, N, Responder, Scripted
 
 from extract import ModelNotFound
 from extract.integrations.pandas import label_dataframe
-
-N_SCHEMA = {"type": "object", "properties": {"n": {"type": "integer"}}, "required": ["n"]}
-
-
-class N(BaseModel):
-    n: int
-
-
-@pytest.fixture
-def server(scripted: Callable[..., Scripted]) -> Scripted:
-    return scripted(slots=2, responder=Responder())
 
 
 def test_adds_value_ok_and_error_columns(server: Scripted) -> None:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -13,17 +12,6 @@ from click.testing import CliRunner
 
 from extract.cli import main
 from extract.server import Reply, ScriptedEngine, serve
-
-
-@pytest.fixture
-def engine() -> ScriptedEngine:
-    return ScriptedEngine(models=("tiny",))
-
-
-@pytest.fixture
-def url(engine: ScriptedEngine) -> Iterator[str]:
-    with serve(engine) as srv:
-        yield srv.url
 
 
 def run(*args: str, stdin: str | None = None) -> tuple[int, str, str]:

@@ -28,11 +28,6 @@ REPO = Path(__file__).resolve().parent.parent
 
 
 @pytest.fixture
-def server(scripted: Callable[..., Scripted]) -> Scripted:
-    return scripted(slots=4, responder=Responder())
-
-
-@pytest.fixture
 def schema_file(tmp_path: Path) -> Path:
     path = tmp_path / "n.json"
     path.write_text(json.dumps(SCHEMA))

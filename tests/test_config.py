@@ -78,7 +78,7 @@ def test_bad_timeouts(bad: object) -> None:
 
 def test_import_stays_light() -> None:
     code = (
-        "import sys, extract, extract.cli; "
+        "import sys, extract, extract.batch, extract.cli, extract.integrations; "
         "heavy = {'llama_cpp', 'pandas', 'ray', 'pyarrow', 'numpy', 'extract.server'}; "
         "heavy &= set(sys.modules); "
         "print(sorted(heavy))"

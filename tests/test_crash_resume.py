@@ -27,7 +27,7 @@ from typing import Any
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from test_soak import FAULTS, SCHEMA, FaultPlan, Figures, QuietEngine, SoakConfig, documents
+from soak_harness import FAULTS, SCHEMA, FaultPlan, Figures, QuietEngine, SoakConfig, documents
 
 from extract.batch.records import OutputFile
 from extract.errors import ConfigError
@@ -179,6 +179,7 @@ def _check_output(out: Path, plan: FaultPlan) -> Figures:
     return figures
 
 
+@pytest.mark.soak
 def test_sigkill_at_random_moments_then_rerun_loses_nothing(tmp_path: Path) -> None:
     figures = crash_resume(tmp_path, docs=CI_DOCS, kills=CI_KILLS, seed=SEED)
     print(f"\ncrash-resume, {CI_DOCS} documents:\n{figures.table()}")

@@ -8,8 +8,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-import tenacity
-from pydantic import BaseModel
+from conftest import Person, fast_retry
 
 from extract import (
     AsyncExtractor,
@@ -23,16 +22,9 @@ from extract import (
     RunawayOutput,
     SchemaMismatch,
     ServerBusy,
-    TransportError,
     TruncatedOutput,
 )
 from extract.server import Reply, ScriptedEngine, serve
-
-
-class Person(BaseModel):
-    name: str
-    age: int
-
 
 PERSON = {
     "type": "object",
@@ -42,26 +34,12 @@ PERSON = {
 ANN = '{"name": "Ann", "age": 34}'
 
 
-def fast_retry(tries: int = 3) -> tenacity.Retrying:
-    return tenacity.Retrying(
-        stop=tenacity.stop_after_attempt(tries),
-        retry=tenacity.retry_if_exception_type(TransportError),
-        reraise=True,
-    )
-
-
 @pytest.fixture
 def engine() -> ScriptedEngine:
     return ScriptedEngine(
         models=("tiny", "thinker", "old"),
         capabilities={"thinker": ["completion", "thinking"], "tiny": ["completion"]},
     )
-
-
-@pytest.fixture
-def url(engine: ScriptedEngine) -> Iterator[str]:
-    with serve(engine) as srv:
-        yield srv.url
 
 
 @pytest.fixture

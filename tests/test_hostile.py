@@ -21,7 +21,7 @@ from typing import Any
 
 import pytest
 from click.testing import CliRunner
-from conftest import Scripted
+from conftest import N_SCHEMA, Scripted
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
@@ -29,10 +29,10 @@ from extract import (
     ConnectError,
     ExtractError,
     Extractor,
+    Labeling,
     Schema,
     SchemaError,
 )
-from extract.batch import extract_many
 from extract.cli import main
 from extract.client.config import Settings
 from extract.client.transport import Transport
@@ -40,7 +40,6 @@ from extract.core.prompt import build_prompt, build_reask
 from extract.errors import InvalidJSON
 from extract.server import Reply
 
-N_SCHEMA = {"type": "object", "properties": {"n": {"type": "integer"}}, "required": ["n"]}
 # Anything a reader could take for a <document> or </reply> tag.
 DOCUMENT_TAG = re.compile(r"<\s*/?\s*document", re.IGNORECASE)
 REPLY_END_TAG = re.compile(r"<\s*/\s*reply", re.IGNORECASE)
@@ -187,11 +186,10 @@ def test_a_remote_ref_stops_a_call_and_a_batch_before_any_request(
 ) -> None:
     server = scripted()
     schema = {"type": "object", "properties": {"a": {"$ref": f"{loopback_url(loopback)}/s"}}}
-    with Extractor("tiny", host=server.url) as extractor:
-        with pytest.raises(SchemaError):
-            extractor.extract("a document", schema)
-        with pytest.raises(SchemaError):
-            list(extract_many(extractor, ["a document"], schema))
+    with Extractor("tiny", host=server.url) as extractor, pytest.raises(SchemaError):
+        extractor.extract("a document", schema)
+    with pytest.raises(SchemaError):
+        Labeling(schema, model="tiny", hosts=server.url)
     schema_file = tmp_path / "remote.json"
     schema_file.write_text(json.dumps(schema))
     source = tmp_path / "in.jsonl"
@@ -253,9 +251,9 @@ def test_the_api_key_is_sent_but_shown_nowhere(
     with Transport(settings_) as transport:
         seen += [transport, settings_]
     server.engine.script(Reply.status(500, "boom"))
-    with Extractor("tiny", host=server.url, retry=1, max_attempts=1) as extractor:
-        records = list(extract_many(extractor, ["doc", "", "<<x>>"], N_SCHEMA))
-    seen += [*records, *(json.dumps(r.to_json()) for r in records)]
+    with Labeling(N_SCHEMA, model="tiny", hosts=server.url, retry=1, max_attempts=1) as session:
+        records = list(session.results(["doc", "", "<<x>>"]))
+    seen += [session, *records, *(json.dumps(r.to_json()) for r in records)]
     authorizations = {r.headers.get("authorization") for r in server.engine.requests}
     assert authorizations == {f"Bearer {KEY}"}
     assert KEY not in shown(*seen)

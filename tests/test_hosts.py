@@ -9,7 +9,7 @@ import pytest
 import tenacity
 
 from extract import AsyncExtractor, ConnectError, ServerBusy, ServerError
-from extract import _hosts as hosts_module
+from extract.batch import hosts as hosts_module
 from extract.batch.hosts import (
     FAILURES_TO_SET_ASIDE,
     SET_ASIDE_FIRST,

@@ -1,45 +1,30 @@
-"""The Ray Data integration: ``Labeler`` on every batch kind, then whole pipelines on a local Ray.
+"""The Ray Data integration: ``Labeler`` on every batch kind, in this process.
 
 Replies come from each document's text (``<<n>>`` → ``{"n": n}``, ``<<n:kind>>`` → a fault; see
-``conftest.Responder``), so concurrent actors stay deterministic. The pipeline tests start a
-two-CPU local Ray instance once per module (about 5 s) and run against scripted servers that
-this process serves on loopback.
+``conftest.Responder``), so the results stay deterministic. ``test_ray_pipeline`` runs whole
+pipelines on a local Ray.
 """
 
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
-import threading
-from collections.abc import Callable, Generator, Iterator
-from pathlib import Path
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
-import tenacity
 
-ray = pytest.importorskip("ray")
+pytest.importorskip("ray", reason="the Ray integration needs the ray extra: pip install '.[ray]'")
 
-import numpy as np  # noqa: E402 - only once Ray (and so pandas and pyarrow) is known present
-import pandas as pd  # noqa: E402
-import pyarrow as pa  # noqa: E402
-import pyarrow.parquet as pq  # noqa: E402
-from conftest import Responder, Scripted  # noqa: E402
-from pydantic import BaseModel  # noqa: E402
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+from conftest import N_CLOSED, Gauge, Scripted, error_type, fast_retry
+from pydantic import BaseModel
 
-from extract import ConfigError, ModelNotFound, TransportError  # noqa: E402
-from extract.integrations._arrow import arrow_type  # noqa: E402
-from extract.integrations.ray import OUTPUT_COLUMNS, Labeler, skip_done  # noqa: E402
-from extract.server import Reply, ScriptedEngine, serve  # noqa: E402
-from extract.server._engine import Final, Job  # noqa: E402
-
-N_SCHEMA = {
-    "type": "object",
-    "properties": {"n": {"type": "integer"}},
-    "required": ["n"],
-    "additionalProperties": False,
-}
+from extract import ConfigError, ModelNotFound
+from extract.integrations._arrow import arrow_type
+from extract.integrations.ray import OUTPUT_COLUMNS, Labeler
+from extract.server import Reply
 
 
 class Item(BaseModel):
@@ -53,24 +38,10 @@ class Order(BaseModel):
     rush: bool
 
 
-def fast_retry(tries: int = 3) -> tenacity.AsyncRetrying:
-    return tenacity.AsyncRetrying(
-        stop=tenacity.stop_after_attempt(tries),
-        wait=tenacity.wait_fixed(0.01),
-        retry=tenacity.retry_if_exception_type(TransportError),
-        reraise=True,
-    )
-
-
-@pytest.fixture
-def server(scripted: Callable[..., Scripted]) -> Scripted:
-    return scripted(slots=4, responder=Responder())
-
-
 @pytest.fixture
 def labeler(server: Scripted) -> Iterator[Labeler]:
     lab = Labeler(
-        schema=N_SCHEMA,
+        schema=N_CLOSED,
         model="tiny",
         hosts=[server.url],
         concurrency_per_host=4,
@@ -79,14 +50,6 @@ def labeler(server: Scripted) -> Iterator[Labeler]:
     )
     yield lab
     lab.close()
-
-
-def error_type(text: Any) -> str | None:
-    """The error's class name, or None for a null cell (None, or pandas' NA)."""
-    return str(json.loads(text)["type"]) if isinstance(text, str) else None
-
-
-# --- Labeler in this process -------------------------------------------------------------
 
 
 def test_pandas_batch_keeps_columns_and_index_and_adds_four(labeler: Labeler) -> None:
@@ -199,7 +162,7 @@ S_SCHEMA = {
 
 @pytest.mark.parametrize(
     ("schema", "reply"),
-    [(N_SCHEMA, '{"n": 1180591620717411303424}'), (S_SCHEMA, '{"s": "\\udc80"}')],
+    [(N_CLOSED, '{"n": 1180591620717411303424}'), (S_SCHEMA, '{"s": "\\udc80"}')],
     ids=["int-past-64-bits", "lone-surrogate"],
 )
 def test_a_value_that_does_not_fit_its_column_is_an_error_row(
@@ -231,10 +194,10 @@ def test_job_level_mistakes_raise(labeler: Labeler, server: Scripted) -> None:
     with pytest.raises(ConfigError, match="already has 'ok'"):
         labeler(pa.table({"text": ["x"], "ok": [True]}))
     with pytest.raises(ConfigError, match="concurrency_per_host"):
-        Labeler(schema=N_SCHEMA, model="tiny", concurrency_per_host=0)
+        Labeler(schema=N_CLOSED, model="tiny", concurrency_per_host=0)
     with pytest.raises(ConfigError, match="value_format"):
-        Labeler(schema=N_SCHEMA, model="tiny", value_format="yaml")  # type: ignore[arg-type]
-    missing = Labeler(schema=N_SCHEMA, model="absent", hosts=server.url)
+        Labeler(schema=N_CLOSED, model="tiny", value_format="yaml")  # type: ignore[arg-type]
+    missing = Labeler(schema=N_CLOSED, model="absent", hosts=server.url)
     try:
         with pytest.raises(ModelNotFound):
             missing(pa.table({"text": ["<<1>>"]}))
@@ -263,57 +226,11 @@ def test_one_engine_serves_every_batch_and_an_empty_batch(
     assert empty.schema.field("error").type == pa.string()
 
 
-class Gauge(ScriptedEngine):
-    """Records the most generate requests it ever held at once.
-
-    A request counts from its arrival until just before its done line is written: within the
-    time the client itself counts it in flight, so a client within its bound never shows more.
-    """
-
-    def __init__(self, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self.now = self.peak = 0
-        self._gauge = threading.Lock()
-
-    def generate(self, job: Job, stop: threading.Event) -> Generator[Any, None, None]:
-        with self._gauge:
-            self.now += 1
-            self.peak = max(self.peak, self.now)
-        counted = True
-        try:
-            for event in super().generate(job, stop):
-                if isinstance(event, Final):
-                    counted = self._leave()
-                yield event
-        finally:
-            if counted:
-                self._leave()
-
-    def _leave(self) -> bool:
-        with self._gauge:
-            self.now -= 1
-        return False
-
-
-@pytest.fixture
-def gauges() -> Iterator[list[tuple[Gauge, str]]]:
-    """Two hosts that each run two requests at once (a third waits for a slot)."""
-    engines = [
-        Gauge(models=("tiny",), slots=2, latency=0.005, responder=Responder()) for _ in range(2)
-    ]
-    servers = [serve(e) for e in engines]
-    try:
-        yield [(e, s.url) for e, s in zip(engines, servers, strict=True)]
-    finally:
-        for s in servers:
-            s.stop()
-
-
 def test_one_actor_spreads_over_hosts_within_their_capacity(
     gauges: list[tuple[Gauge, str]],
 ) -> None:
     lab = Labeler(
-        schema=N_SCHEMA, model="tiny", hosts=[u for _, u in gauges], concurrency_per_host=2
+        schema=N_CLOSED, model="tiny", hosts=[u for _, u in gauges], concurrency_per_host=2
     )
     try:
         out = lab(pa.table({"text": [f"<<{n}>>" for n in range(80)]}))
@@ -322,123 +239,3 @@ def test_one_actor_spreads_over_hosts_within_their_capacity(
     assert all(out.column("ok").to_pylist())
     assert all(1 <= g.peak <= 2 for g, _ in gauges)
     assert all(len(g.requests) > 10 for g, _ in gauges)
-
-
-def test_import_extract_does_not_import_ray() -> None:
-    code = (
-        "import sys, extract, extract.batch, extract.integrations; "
-        "print(sorted(m for m in ('ray', 'pyarrow', 'pandas') if m in sys.modules))"
-    )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert out.stdout.strip() == "[]"
-
-
-# --- a pipeline on a local Ray instance -------------------------------------------------
-
-ROWS = 300
-
-
-def text_for(n: int) -> str | None:
-    """Row ``n``'s text, with a fault every few rows."""
-    if n % 50 == 7:
-        return None
-    if n % 50 == 13:
-        return ""
-    kind = {3: "bad", 11: "busy", 17: "cut", 19: "reset", 23: "reject"}.get(n % 25)
-    return f"ticket <<{n}:{kind}>>" if kind else f"ticket <<{n}>>"
-
-
-def expected_error(n: int) -> str | None:
-    if n % 50 in (7, 13):
-        return "InputError"
-    return {3: "ExtractionFailed", 23: "BadRequest"}.get(n % 25)
-
-
-@pytest.fixture(scope="module")
-def local_ray() -> Iterator[None]:
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
-    ray.data.DataContext.get_current().enable_progress_bars = False
-    try:
-        yield
-    finally:
-        ray.shutdown()
-
-
-def write_inputs(folder: Path) -> Any:
-    """The ROWS rows as three files — JSONL, CSV and Parquet — read back as one dataset."""
-    folder.mkdir()
-    parts = [
-        [{"id": n, "text": text_for(n)} for n in range(start, start + ROWS // 3)]
-        for start in range(0, ROWS, ROWS // 3)
-    ]
-    (folder / "a.jsonl").write_text("".join(json.dumps(r) + "\n" for r in parts[0]))
-    csv_rows = "".join(f"{r['id']},{r['text'] or ''}\n" for r in parts[1])
-    (folder / "b.csv").write_text("id,text\n" + csv_rows)
-    pq.write_table(pa.Table.from_pylist(parts[2]), folder / "c.parquet")
-    return (
-        ray.data.read_json(str(folder / "a.jsonl"))
-        .union(ray.data.read_csv(str(folder / "b.csv")))
-        .union(ray.data.read_parquet(str(folder / "c.parquet")))
-    )
-
-
-def labeled(ds: Any, hosts: list[str], batch_format: str, **kwargs: Any) -> Any:
-    return ds.map_batches(
-        Labeler,
-        fn_constructor_kwargs={
-            "schema": N_SCHEMA,
-            "model": "tiny",
-            "hosts": hosts,
-            "concurrency_per_host": 1,
-            "max_attempts": 2,
-            "retry": fast_retry(),
-            **kwargs,
-        },
-        compute=ray.data.ActorPoolStrategy(size=2),
-        num_cpus=0.25,
-        batch_size=25,
-        batch_format=batch_format,
-    )
-
-
-@pytest.mark.ray
-@pytest.mark.usefixtures("local_ray")
-def test_pipeline_one_row_per_input_failures_typed_and_resumable(
-    tmp_path: Path, gauges: list[tuple[Gauge, str]]
-) -> None:
-    hosts = [u for _, u in gauges]
-    out = tmp_path / "out"
-    labeled(write_inputs(tmp_path / "in"), hosts, "pyarrow").write_parquet(str(out))
-
-    table = pq.read_table(out)
-    assert sorted(table.column_names) == sorted(["id", "text", *OUTPUT_COLUMNS])
-    rows = sorted(table.to_pylist(), key=lambda r: r["id"])
-    assert [r["id"] for r in rows] == list(range(ROWS))
-    for n, row in enumerate(rows):
-        assert error_type(row["error"]) == expected_error(n), row
-        assert row["ok"] is (expected_error(n) is None)
-        assert row["value"] == (json.dumps({"n": n}, separators=(",", ":")) if row["ok"] else None)
-    assert {r["attempts"] for r in rows if r["ok"]} == {1}
-    # Two actors, one request each per host: never more than a host's two slots at once.
-    assert all(1 <= g.peak <= 2 for g, _ in gauges)
-
-    # A killed run: one block's file never written, another torn mid-write. The rerun labels
-    # the lost rows, and with retry_failed the failed ones again.
-    lost = sorted(out.glob("*.parquet"))[0]
-    lost_ids = set(pq.read_table(lost).column("id").to_pylist())
-    lost.unlink()
-    (out / "torn.parquet").write_bytes(b"PAR1 cut short")
-    failed_ids = {n for n in range(ROWS) if expected_error(n)}
-    with pytest.warns(UserWarning, match="torn by a killed run"):
-        rest = skip_done(write_inputs(tmp_path / "again"), str(out), "id", retry_failed=True)
-    (out / "torn.parquet").unlink()
-    labeled(rest, hosts, "pandas", value_format="struct").write_json(str(out))
-
-    resumed = [json.loads(line) for f in out.glob("*.json") for line in f.read_text().splitlines()]
-    assert sorted(r["id"] for r in resumed) == sorted(lost_ids | failed_ids)
-    for row in resumed:
-        assert row["value"] == ({"n": row["id"]} if row["ok"] else None)
-        assert error_type(row["error"]) == expected_error(row["id"])
-    kept = [i for f in out.glob("*.parquet") for i in pq.read_table(f).column("id").to_pylist()]
-    assert set(kept) | {r["id"] for r in resumed} == set(range(ROWS))
-    assert not set(kept) & lost_ids

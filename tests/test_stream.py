@@ -3,34 +3,15 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
 from typing import Any
 
-import pytest
-from pydantic import BaseModel
+from conftest import Person
 
 from extract import AsyncExtractor, Extraction, Extractor
 from extract.core.result import AttemptFailed, Partial
-from extract.server import Reply, ScriptedEngine, serve
-
-
-class Person(BaseModel):
-    name: str
-    age: int
-
+from extract.server import Reply, ScriptedEngine
 
 CHUNKS = ['{"name": "A', 'nn", ', '"age": 3', "4}"]
-
-
-@pytest.fixture
-def engine() -> ScriptedEngine:
-    return ScriptedEngine(models=("tiny",))
-
-
-@pytest.fixture
-def url(engine: ScriptedEngine) -> Iterator[str]:
-    with serve(engine) as srv:
-        yield srv.url
 
 
 def test_partials_grow_and_end_with_the_extraction(engine: ScriptedEngine, url: str) -> None:

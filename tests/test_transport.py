@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
 from typing import Any
 
 import httpx
@@ -37,12 +36,6 @@ EVERY_FIELD: GenerateRequest = {
 @pytest.fixture
 def engine() -> ScriptedEngine:
     return ScriptedEngine(models=("tiny",), capabilities={"tiny": ["completion", "vision"]})
-
-
-@pytest.fixture
-def url(engine: ScriptedEngine) -> Iterator[str]:
-    with serve(engine) as srv:
-        yield srv.url
 
 
 def sync_generate(url: str, request: GenerateRequest, **kw: Any) -> GenerateResult:
