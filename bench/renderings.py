@@ -13,42 +13,22 @@ import argparse
 import time
 from typing import Any
 
-from extract.client.config import Settings
-from extract.client.transport import Transport
-from extract.core.flow import AttemptFlow
-from extract.core.prompt import build_prompt
-from extract.core.schema import Schema
-from extract.errors import ExtractionFailed, OutputError
+from extract import ExtractionFailed, Extractor, Schema
 from extract.server import DEFAULT_LOCAL_MODEL, LlamaEngine, serve
 
 from .docs import MESSAGES, Contact, Ticket
 
-FORMATS: dict[str, Any] = {"none": None, "json": "json", "schema": "grammar"}
+FORMATS: dict[str, Any] = {"none": None, "json": "json", "schema": "schema"}
+OPTIONS = {"temperature": 0, "seed": 1, "num_predict": 256}
 
 
-def run_one(t: Transport, schema: Schema, doc: str, style: str, fmt: Any) -> tuple[bool, int]:
-    request: dict[str, Any] = {
-        "model": DEFAULT_LOCAL_MODEL,
-        "prompt": build_prompt(doc, schema, style=style),
-        "stream": True,
-        "options": {"temperature": 0, "seed": 1, "num_predict": 256},
-    }
-    if fmt is not None:
-        request["format"] = schema.grammar if fmt == "grammar" else fmt
-    flow = AttemptFlow(schema=schema, request=request, max_attempts=3, host=t.host)  # type: ignore[arg-type]
-    while True:
-        flow.begin()
-        reply: Any
-        try:
-            reply = t.generate(flow.request(), on_text=flow.on_text)
-        except OutputError as exc:
-            reply = exc
-        try:
-            done = flow.record(reply)
-        except ExtractionFailed:
-            return flow.attempts[0].ok, len(flow.attempts)
-        if done is not None:
-            return done.attempts[0].ok, len(done.attempts)
+def run_one(ex: Extractor, schema: Schema, doc: str, style: str, fmt: Any) -> tuple[bool, int]:
+    """First-try validity and attempts for one document, through the extractor itself."""
+    try:
+        result = ex.extract(doc, schema, rendering=style, format=fmt)
+    except ExtractionFailed as failed:
+        return failed.attempts[0].ok, len(failed.attempts)
+    return result.attempts[0].ok, len(result.attempts)
 
 
 def main() -> None:
@@ -57,13 +37,16 @@ def main() -> None:
     args = parser.parse_args()
     docs = MESSAGES[: args.docs]
     rows = []
-    with serve(LlamaEngine()) as srv, Transport(Settings.resolve(srv.url)) as t:
+    with (
+        serve(LlamaEngine()) as srv,
+        Extractor(DEFAULT_LOCAL_MODEL, host=srv.url, max_attempts=3, options=OPTIONS) as ex,
+    ):
         for model in (Contact, Ticket):
             schema = Schema.load(model)
             for style in ("shape", "schema"):
                 for name, fmt in FORMATS.items():
                     start = time.perf_counter()
-                    outcomes = [run_one(t, schema, d, style, fmt) for d in docs]
+                    outcomes = [run_one(ex, schema, d, style, fmt) for d in docs]
                     first = sum(ok for ok, _ in outcomes) / len(outcomes)
                     attempts = sum(n for _, n in outcomes) / len(outcomes)
                     rows.append((model.__name__, style, name, first, attempts))

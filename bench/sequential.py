@@ -34,7 +34,7 @@ from .docs import PERSON_REPLY, Person, person_text
 
 WARMUP_CALLS = 20
 BLOCK = 25  # calls a client makes before the next one takes its turn
-P1_GOAL, P2_GOAL = 0.9, 2.0
+P1_GOAL, P2_GOAL = 1.0, 2.0
 _PROMPT = "Extract the person's name, age and email from this text.\n\n"
 
 Call = Callable[[str], Person]

@@ -84,6 +84,7 @@ class CallOptions(TypedDict, total=False):
     max_attempts: int
     retry: Retry
     instructions: str | None
+    rendering: Literal["shape", "schema"]
     stream: bool | None
     timeout: TimeoutArg
     options: Mapping[str, Any] | None
@@ -155,7 +156,12 @@ class _Common:
         options = _check_options(merged)
         options.setdefault("num_predict", DEFAULT_NUM_PREDICT)
         loaded = Schema.load(schema)
-        prompt = build_prompt(check_text(text), loaded, instructions=opts.get("instructions"))
+        prompt = build_prompt(
+            check_text(text),
+            loaded,
+            instructions=opts.get("instructions"),
+            style=opts.get("rendering", "shape"),
+        )
         request: GenerateRequest = {"model": self.model, "prompt": prompt, "options": options}
         given: dict[str, Any] = {}
         for name in GIVEN_FIELDS:
