@@ -50,7 +50,7 @@ def grammar(schema: Any) -> dict[str, Any]:
             {"type": "array", "items": {"type": "string"}, "uniqueItems": True, "maxItems": 3},
             {"type": "array", "items": {"type": "string"}, "maxItems": 3},
         ),
-        ({"prefixItems": [{"type": "string"}, True]}, {"prefixItems": [{"type": "string"}, ANY]}),
+        ({"prefixItems": [True], "minItems": 1, "items": False}, {**ANY, "prefixItems": [ANY]}),
         ({}, ANY),
         ({"description": "anything"}, ANY),
         ({"minLength": 2}, {**ANY, "minLength": 2}),

@@ -8,23 +8,16 @@ the same keyword in ways the grammar cannot express together.
 from __future__ import annotations
 
 import json
-from typing import Any
+import math
+from collections.abc import Mapping
+from typing import Any, TypeGuard
 
 # Any JSON value. A bare {} means "any object" to the converter, so spell every type out.
 ANY: dict[str, Any] = {"type": ["string", "number", "boolean", "object", "array", "null"]}
-# A converted node without any of these is not recognised by the converter: fill in ANY.
-_STRUCTURE = (
-    "type",
-    "enum",
-    "anyOf",
-    "$ref",
-    "properties",
-    "additionalProperties",
-    "items",
-    "prefixItems",
-    "pattern",
-    "format",
-)
+# Keywords that settle which values a node admits: without one, the converter reads a node's
+# properties, items or pattern as "an object", "an array" or "a string", where JSON Schema
+# admits every other type too, so such a node gets ANY's types.
+_DECIDING = ("type", "enum", "anyOf", "$ref")
 
 
 class Never(Exception):
@@ -47,7 +40,24 @@ def types_of(value: Any) -> list[str]:
 
 
 def _json_key(value: Any) -> str:
-    return json.dumps(value, sort_keys=True)
+    """Text equal for equal JSON values, as JSON Schema compares them.
+
+    >>> _json_key([1.0, {"b": True, "a": None}]) == _json_key([1, {"a": None, "b": True}])
+    True
+    >>> _json_key(True) == _json_key(1)
+    False
+    """
+
+    def plain(v: Any) -> Any:
+        if isinstance(v, float) and v.is_integer():
+            return int(v)
+        if isinstance(v, list):
+            return [plain(x) for x in v]
+        if isinstance(v, dict):
+            return {k: plain(x) for k, x in v.items()}
+        return v
+
+    return json.dumps(plain(value), sort_keys=True)
 
 
 def _intersect_types(a: Any, b: Any) -> str | list[str]:
@@ -73,12 +83,16 @@ def _combine(key: str, a: Any, b: Any) -> Any:
     if key == "required":
         return list(dict.fromkeys([*a, *b]))
     if key == "properties":
-        return {
-            **a,
-            **{n: finish(merge([a[n], s])) if n in a else s for n, s in b.items()},
-        }
-    if key in ("items", "additionalProperties"):
-        return False if a is False or b is False else finish(merge([a, b]))
+        return _combine_properties(a, b)
+    if key == "additionalProperties":
+        if a is False or b is False:
+            return False
+        try:
+            return finish(merge([a, b]))
+        except Never:
+            return False
+    if key == "items":
+        return finish(merge([a, b]))  # Never here: merge lets no items through
     if key in ("minLength", "minItems", "minimum"):
         return max(a, b)
     if key in ("maxLength", "maxItems", "maximum"):
@@ -86,27 +100,77 @@ def _combine(key: str, a: Any, b: Any) -> Any:
     raise Conflict(key)
 
 
+def _combine_properties(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
+    out = dict(a)
+    for name, sub in b.items():
+        if name not in out:
+            out[name] = sub
+            continue
+        try:
+            out[name] = finish(merge([out[name], sub]))
+        except Never:  # the key cannot appear; objects without it still can
+            del out[name]
+    return out
+
+
 def merge(forms: list[dict[str, Any]]) -> dict[str, Any]:
     """Combine converted schemas that must all hold (allOf, $ref siblings, anyOf bases)."""
     out: dict[str, Any] = {}
     for form in forms:
         for key, value in form.items():
-            out[key] = (
-                value if key not in out or out[key] == value else _combine(key, out[key], value)
-            )
+            if key not in out or out[key] == value:
+                out[key] = value
+                continue
+            try:
+                out[key] = _combine(key, out[key], value)
+            except Never:
+                if key != "items":
+                    raise
+                out["items"], out["maxItems"] = dict(ANY), 0  # no item fits: only []
     return out
 
 
 def finish(form: dict[str, Any]) -> dict[str, Any]:
-    """Make a converted node one the converter recognises."""
+    """Make a converted node one the converter recognises, and reads as JSON Schema does."""
     if "enum" in form and "type" in form:
         types = types_of(form.pop("type"))
         form["enum"] = [v for v in form["enum"] if _is_type(v, types)]
     if "enum" in form and not form["enum"]:
         raise Never
-    if not any(key in form for key in _STRUCTURE):
-        return {**ANY, **form}
+    if not any(key in form for key in _DECIDING):
+        form = {**ANY, **form}
+    if "enum" not in form:
+        _name_required(form)
     return form
+
+
+def _name_required(form: dict[str, Any]) -> None:
+    """Put every required key under ``properties``: the converter writes no other required key.
+
+    Where the converter reads ``properties`` (or ``additionalProperties``), it writes only the
+    keys named there, plus extra ones for a schema-valued ``additionalProperties``; a required
+    name missing from ``properties`` would make every written object invalid. The value schema
+    is what such a key admits here: ``additionalProperties``, or any value.
+    """
+    required = form.get("required")
+    if not required or ("properties" not in form and "additionalProperties" not in form):
+        return
+    properties = form.get("properties", {})
+    extra = form.get("additionalProperties")
+    value = extra if isinstance(extra, dict) else ANY
+    missing = {name: dict(value) for name in required if name not in properties}
+    if missing:
+        form["properties"] = {**properties, **missing}
+
+
+def either(forms: list[dict[str, Any]]) -> dict[str, Any]:
+    """A form admitting what any of ``forms`` admits; raises Never when there are none."""
+    unique = list({_json_key(form): form for form in forms}.values())
+    if not unique:
+        raise Never
+    if ANY in unique:
+        return dict(ANY)
+    return unique[0] if len(unique) == 1 else collapse_optional(unique)
 
 
 def _is_type(value: Any, types: list[str]) -> bool:
@@ -141,3 +205,27 @@ def collapse_optional(branches: list[dict[str, Any]]) -> dict[str, Any]:
             if isinstance(kind, list):
                 return {**other, "type": kind if "null" in kind else [*kind, "null"]}
     return {"anyOf": branches}
+
+
+def is_number(value: Any) -> TypeGuard[int | float]:
+    """A finite JSON number (not a boolean)."""
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def integer_bounds(node: Mapping[str, Any]) -> tuple[int | None, int | None]:
+    """Inclusive integer bounds from any draft's minimum/maximum/exclusive* keywords."""
+    lows: list[int] = []
+    highs: list[int] = []
+    minimum, maximum = node.get("minimum"), node.get("maximum")
+    ex_min, ex_max = node.get("exclusiveMinimum"), node.get("exclusiveMaximum")
+    if is_number(minimum):  # draft 4 spells "exclusive" as a boolean beside the bound
+        exclusive = ex_min is True and float(minimum).is_integer()
+        lows.append(math.floor(minimum) + 1 if exclusive else math.ceil(minimum))
+    if is_number(ex_min):
+        lows.append(math.floor(ex_min) + 1)
+    if is_number(maximum):
+        exclusive = ex_max is True and float(maximum).is_integer()
+        highs.append(math.ceil(maximum) - 1 if exclusive else math.floor(maximum))
+    if is_number(ex_max):
+        highs.append(math.ceil(ex_max) - 1)
+    return (max(lows) if lows else None), (min(highs) if highs else None)

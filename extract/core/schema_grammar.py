@@ -7,34 +7,51 @@ inlined (recursive ones kept under ``$defs``), Optional ``anyOf`` collapsed, ``c
 ``enum``, and every keyword the grammar cannot honour dropped, with a note saying so.
 
 Dropping a keyword only loosens the grammar, and the reply is validated against the original
-schema anyway. The one deliberate tightening is the converter's own: keys not named in
-``properties`` are never generated unless ``additionalProperties`` is a schema. Where no
-faithful rewrite exists (dynamic references, conflicting ``allOf`` parts, blow-up from
-inlining) there is no grammar at all.
+schema anyway: every value the schema accepts, the grammar can write. The one deliberate
+tightening is the converter's own: keys not named in ``properties`` are never generated unless
+``additionalProperties`` is a schema (so a required key is always named there). Keywords are
+read as the schema's draft reads them (``$ref`` siblings before 2019-09, ``items`` arrays
+before 2020-12); where no faithful rewrite exists (dynamic references, conflicting ``allOf``
+parts, blow-up from inlining) there is no grammar at all.
 """
 
 from __future__ import annotations
 
-import math
+import contextlib
 import re
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any, TypeGuard
+from typing import TYPE_CHECKING, Any
 
+import jsonschema
 from referencing.exceptions import Unresolvable
 
-from .schema_combine import ANY, Conflict, Never, collapse_optional, finish, merge, types_of
+from .formats import CHECKED_FORMATS
+from .schema_combine import (
+    ANY,
+    Conflict,
+    Never,
+    either,
+    finish,
+    integer_bounds,
+    is_number,
+    merge,
+    types_of,
+)
+from .schema_pattern import MAX_COUNT, grammar_pattern
 from .schema_walk import Parts, SchemaIndex, json_path
 
 if TYPE_CHECKING:
     from .schema_walk import Scope
 
-# Repetition counts expand into one grammar rule per step; past this they are not worth it.
-MAX_COUNT = 1000
 # Integer bounds the converter handles safely (it parses them as 64-bit integers).
 MAX_INT_BOUND = 2**53
 # Inlining references can grow a schema exponentially; past this many nodes, give up.
 MAX_NODES = 5000
-DATE_FORMATS = frozenset({"date", "time", "date-time", "uuid"})
+# The one format whose grammar writes every string jsonschema's check accepts: the grammar's
+# "time" wants 3 fraction digits and an offset; jsonschema takes a "uuid" ending in "}".
+DATE_FORMATS = frozenset({"date"})
+# Drafts in which a $ref makes every keyword beside it ignored.
+_REF_ALONE = (jsonschema.Draft4Validator, jsonschema.Draft6Validator, jsonschema.Draft7Validator)
 
 _NOTES = {
     "multipleOf": "multipleOf is not enforced",
@@ -51,13 +68,8 @@ _NOTES = {
     "unevaluatedProperties": "unevaluatedProperties is not enforced",
     "unevaluatedItems": "unevaluatedItems is not enforced",
     "contains": "contains is not enforced",
-    "additionalItems": "additionalItems is not enforced",
 }
 _BOUNDS = ("minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum")
-_QUANTIFIER = re.compile(r"\{(\d+)(,(\d*))?\}")
-# Escapes the converter turns into literals; any other escape breaks its grammar.
-_ESCAPABLE = frozenset("^$.[]()|{}*+?\\")
-_CLASS_ESCAPABLE = frozenset("[]\\")
 _DEF_NAME = re.compile(r"[^A-Za-z0-9_-]+")
 
 
@@ -85,6 +97,14 @@ def grammar_form(index: SchemaIndex) -> tuple[dict[str, Any] | None, list[str]]:
 class _Converter:
     def __init__(self, index: SchemaIndex) -> None:
         self.index = index
+        draft = jsonschema.validators.validator_for(
+            index.root, default=jsonschema.Draft202012Validator
+        )
+        self.keywords = frozenset(draft.VALIDATORS)  # what this draft's validator reads
+        self.ref_alone = draft in _REF_ALONE
+        # A format stays in the grammar only where replies are checked for it too (every draft:
+        # extract checks one fixed set of formats).
+        self.formats = DATE_FORMATS & set(CHECKED_FORMATS)
         self.notes: dict[str, None] = {}  # ordered and deduplicated
         self.nodes = 0
         self.names: dict[int, str] = {}  # id(recursive target) -> its name under $defs
@@ -126,6 +146,7 @@ class _Converter:
         if self.nodes > MAX_NODES:
             raise _GiveUp(f"more than {MAX_NODES} subschemas after inlining $refs", parts)
         resolver = self.index.enter(node, resolver)
+        node = self.applicable(node)
         for keyword in ("$dynamicRef", "$recursiveRef"):
             if keyword in node:
                 raise _GiveUp(f"{keyword} cannot be expressed as a grammar", (*parts, keyword))
@@ -144,6 +165,12 @@ class _Converter:
                 self.note((*parts, "oneOf"), "matching exactly one branch is not enforced")
             merged = self.union(merged, alternatives, resolver, (*parts, keyword), stack)
         return finish(merged)
+
+    def applicable(self, node: Mapping[str, Any]) -> Mapping[str, Any]:
+        """The keywords of ``node`` that its draft's validator reads (it ignores the rest)."""
+        if self.ref_alone and "$ref" in node:
+            return {"$ref": node["$ref"]}
+        return {key: value for key, value in node.items() if key in self.keywords}
 
     def merged(self, forms: list[dict[str, Any]], parts: Parts) -> dict[str, Any]:
         try:
@@ -198,11 +225,8 @@ class _Converter:
                 )
             except Never:
                 continue
-            if combined not in branches:
-                branches.append(combined)
-        if not branches:
-            raise Never
-        return branches[0] if len(branches) == 1 else collapse_optional(branches)
+            branches.append(combined)
+        return either(branches)
 
     def own(
         self, node: Mapping[str, Any], resolver: Scope, parts: Parts, stack: tuple[int, ...]
@@ -247,15 +271,21 @@ class _Converter:
         if required:  # kept whole: the names may be defined by a $ref or allOf sibling
             out["required"] = list(dict.fromkeys(required))
         extra = node.get("additionalProperties")
-        if extra is False:
-            out["additionalProperties"] = False
-        elif isinstance(extra, Mapping):
-            try:
-                out["additionalProperties"] = self.convert(
-                    extra, resolver, (*parts, "additionalProperties"), stack
-                )
-            except Never:
-                out["additionalProperties"] = False
+        if extra is not False and not isinstance(extra, Mapping):
+            return  # other keys are allowed: the converter's tightening leaves them out
+        # patternProperties is not enforced, so a key it admits is one more "other" key.
+        patterns = node.get("patternProperties")
+        others: list[tuple[Parts, Any]] = [
+            (("patternProperties", name), sub)
+            for name, sub in (patterns.items() if isinstance(patterns, Mapping) else ())
+        ]
+        if isinstance(extra, Mapping):
+            others.append((("additionalProperties",), extra))
+        admitted: list[dict[str, Any]] = []
+        for where, sub in others:
+            with contextlib.suppress(Never):  # a schema no value matches admits no key
+                admitted.append(self.sub(sub, resolver, (*parts, *where), stack))
+        out["additionalProperties"] = either(admitted) if admitted else False
 
     def arrays(
         self,
@@ -265,53 +295,75 @@ class _Converter:
         stack: tuple[int, ...],
         out: dict[str, Any],
     ) -> None:
-        items = node.get("items")
-        tuple_key = "items" if isinstance(items, list) else "prefixItems"  # drafts before 2020-12
+        """Items as the converter takes them: an exact tuple, or one schema for every item."""
+        tuple_key, rest_key = "prefixItems", "items"
+        if isinstance(node.get("items"), list):  # before 2020-12, a tuple is an items array
+            tuple_key, rest_key = "items", "additionalItems"
         positions = node.get(tuple_key)
-        if isinstance(positions, list):
+        low, high = self.count_bounds(node, ("minItems", "maxItems"), parts)
+        slots: list[dict[str, Any]] = []
+        for i, sub in enumerate(positions if isinstance(positions, list) else ()):
             try:
-                out["prefixItems"] = [
-                    self.sub(sub, resolver, (*parts, tuple_key, i), stack)
-                    for i, sub in enumerate(positions)
-                ]
-            except Never:
-                raise _GiveUp("a tuple position matches nothing", (*parts, tuple_key)) from None
-            return  # the converter generates exactly the tuple; counts do not apply
-        if items is not None:
+                slots.append(self.sub(sub, resolver, (*parts, tuple_key, i), stack))
+            except Never:  # no array reaches this position
+                high = i if high is None else min(high, i)
+                break
+        allowed = slots[:high] if high is not None else slots
+        if high is None or high > len(slots):
+            rest = node.get(rest_key, True)
             try:
-                out["items"] = self.sub(items, resolver, (*parts, "items"), stack)
-            except Never:
-                out["items"], out["maxItems"] = dict(ANY), 0
-                return
-        self.counts(node, ("minItems", "maxItems"), parts, out)
+                allowed = [*slots, self.sub(rest, resolver, (*parts, rest_key), stack)]
+            except Never:  # nothing may follow the tuple
+                high = len(slots)
+        if high == 0:
+            out["items"], out["maxItems"] = dict(ANY), 0
+            return
+        if slots and low >= len(slots) == high:
+            out["prefixItems"] = slots  # exactly the tuple: what the converter writes
+            return
+        if slots:
+            self.note((*parts, tuple_key), "the position of each item is not enforced")
+        item = either(allowed)
+        if item != ANY:
+            out["items"] = item
+        if low:
+            out["minItems"] = low
+        if high is not None:
+            out["maxItems"] = high
 
     def strings(self, node: Mapping[str, Any], parts: Parts, out: dict[str, Any]) -> None:
-        self.counts(node, ("minLength", "maxLength"), parts, out)
+        low, high = self.count_bounds(node, ("minLength", "maxLength"), parts)
+        if low:
+            out["minLength"] = low
+        if high is not None:
+            out["maxLength"] = high
         pattern = node.get("pattern")
         if isinstance(pattern, str):
-            problem = _pattern_problem(pattern)
+            spelled, problem = grammar_pattern(pattern)
             if problem:
                 self.note((*parts, "pattern"), problem)
             else:
-                out["pattern"] = pattern
+                out["pattern"] = spelled
         fmt = node.get("format")
         if isinstance(fmt, str):
-            if fmt in DATE_FORMATS:
+            if fmt in self.formats:
                 out["format"] = fmt
             else:
                 self.note((*parts, "format"), f"format {fmt!r} is not enforced")
 
-    def counts(
-        self, node: Mapping[str, Any], keys: tuple[str, str], parts: Parts, out: dict[str, Any]
-    ) -> None:
+    def count_bounds(
+        self, node: Mapping[str, Any], keys: tuple[str, str], parts: Parts
+    ) -> tuple[int, int | None]:
+        """The (low, high) count bounds the grammar can repeat: 0 and None when absent."""
+        bounds: list[int | None] = []
         for key in keys:
             value = node.get(key)
-            if not _is_number(value):
-                continue
-            if value > MAX_COUNT:
+            if is_number(value) and value > MAX_COUNT:
                 self.note((*parts, key), f"{key} above {MAX_COUNT} is not enforced")
-            else:
-                out[key] = int(value)
+                value = None
+            bounds.append(int(value) if is_number(value) else None)
+        low, high = bounds
+        return low or 0, high
 
     def numbers(self, node: Mapping[str, Any], parts: Parts, out: dict[str, Any]) -> None:
         present = [k for k in _BOUNDS if k in node]
@@ -322,87 +374,15 @@ class _Converter:
             for key in present:
                 self.note((*parts, key), "number bounds are not enforced")
             return
-        low, high = _integer_bounds(node)
+        low, high = integer_bounds(node)
         if low is not None and high is not None and low > high:
-            raise Never
+            if types == ["integer"]:
+                raise Never
+            for key in present:  # no integer fits, but the node's other types still do
+                self.note((*parts, key), "integer bounds are not enforced")
+            return
         for key, value in (("minimum", low), ("maximum", high)):
             if value is not None and abs(value) > MAX_INT_BOUND:
                 self.note((*parts, key), "an integer bound this large is not enforced")
             elif value is not None:
                 out[key] = value
-
-
-def _is_number(value: Any) -> TypeGuard[int | float]:
-    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
-
-
-def _integer_bounds(node: Mapping[str, Any]) -> tuple[int | None, int | None]:
-    """Inclusive integer bounds from any draft's minimum/maximum/exclusive* keywords."""
-    lows: list[int] = []
-    highs: list[int] = []
-    minimum, maximum = node.get("minimum"), node.get("maximum")
-    ex_min, ex_max = node.get("exclusiveMinimum"), node.get("exclusiveMaximum")
-    if _is_number(minimum):  # draft 4 spells "exclusive" as a boolean beside the bound
-        exclusive = ex_min is True and float(minimum).is_integer()
-        lows.append(math.floor(minimum) + 1 if exclusive else math.ceil(minimum))
-    if _is_number(ex_min):
-        lows.append(math.floor(ex_min) + 1)
-    if _is_number(maximum):
-        exclusive = ex_max is True and float(maximum).is_integer()
-        highs.append(math.ceil(maximum) - 1 if exclusive else math.floor(maximum))
-    if _is_number(ex_max):
-        highs.append(math.ceil(ex_max) - 1)
-    return (max(lows) if lows else None), (min(highs) if highs else None)
-
-
-def _pattern_problem(pattern: str) -> str | None:
-    """Why the converter cannot take this pattern, or None when it can.
-
-    The converter wants ``^...$`` and knows a small regex subset: no ``(?`` groups, no class
-    escapes like ``\\d``, no anchors inside; a pattern outside that subset is dropped.
-
-    >>> _pattern_problem("^[A-Z]{2}-[0-9]+$") is None
-    True
-    >>> _pattern_problem("[a-z]+")
-    'pattern is not anchored with ^...$, so it is not enforced'
-    >>> _pattern_problem(r"^\\d+$")
-    'pattern uses regex features the grammar lacks, so it is not enforced'
-    """
-    if len(pattern) < 2 or pattern[0] != "^" or pattern[-1] != "$" or pattern.endswith("\\$"):
-        return "pattern is not anchored with ^...$, so it is not enforced"
-    unsupported = "pattern uses regex features the grammar lacks, so it is not enforced"
-    body, i, depth, atom = pattern[1:-1], 0, 0, False
-    while i < len(body):
-        c = body[i]
-        if c == "\\":
-            if i + 1 >= len(body) or body[i + 1] not in _ESCAPABLE:
-                return unsupported
-            i, atom = i + 2, True
-            continue
-        if c == "[":
-            i += 1
-            while i < len(body) and body[i] != "]":
-                if body[i] == "\\" and (i + 1 >= len(body) or body[i + 1] not in _CLASS_ESCAPABLE):
-                    return unsupported
-                i += 2 if body[i] == "\\" else 1
-            if i >= len(body):
-                return unsupported
-            i, atom = i + 1, True
-            continue
-        if c == "{":
-            match = _QUANTIFIER.match(body, i)
-            if not atom or match is None:
-                return unsupported
-            counts = [int(n) for n in (match.group(1), match.group(3)) if n]
-            if any(n > MAX_COUNT for n in counts):
-                return f"pattern repeats more than {MAX_COUNT} times, so it is not enforced"
-            i = match.end()
-            continue
-        if c in "^$}" or (c == "(" and body[i + 1 : i + 2] == "?") or (c in "*+?" and not atom):
-            return unsupported
-        depth += {"(": 1, ")": -1}.get(c, 0)
-        if depth < 0:
-            return unsupported
-        atom = c not in "(|"
-        i += 1
-    return unsupported if depth else None
