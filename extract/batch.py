@@ -7,7 +7,9 @@ that never validated, a server that stayed down) become error records and never 
 ``extract_many`` runs the same engine on an event loop in a background thread.
 
 Records are str (the text) or dicts with an id field and a text field; other fields ride along
-in ``Record.fields``. See ``extract._records`` for how ids are chosen and compared.
+in ``Record.fields``. ``Record.line`` is the input's 1-based position, and ``Record.id`` its id,
+None when it has none (a str, or a dict without one). See ``extract._records`` for how ids are
+chosen and compared.
 """
 
 from __future__ import annotations

@@ -7,6 +7,7 @@ whether trying again can help. The retry logic reads the class, never flags::
     ├── ConfigError                 bad argument or environment value (fix the call)
     ├── SchemaError                 the schema is not a valid JSON Schema (.path)
     ├── InputError                  a document or image extract cannot send (.field)
+    │   └── DuplicateId             a batch line repeats an earlier line's id (.first_line)
     ├── TransportError              retryable: resend the same request after a back-off
     │   ├── ConnectError            the host is unreachable
     │   ├── TimeoutError            no answer within the timeout
@@ -40,6 +41,7 @@ __all__ = [
     "BadRequest",
     "ConfigError",
     "ConnectError",
+    "DuplicateId",
     "EmptyOutput",
     "ExtractError",
     "ExtractionFailed",
@@ -106,6 +108,20 @@ class InputError(ExtractError):
     def __init__(self, message: str, *, field: str | None = None) -> None:
         super().__init__(message)
         self.field = field
+
+
+class DuplicateId(InputError):
+    """A batch input line whose id an earlier line already has; ``first_line`` is that line.
+
+    ``extract label`` labels the first line with an id and gives each later one this error.
+    """
+
+    def __init__(self, message: str, *, first_line: int) -> None:
+        super().__init__(message)
+        self.first_line = first_line
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**super().to_dict(), "first_line": self.first_line}
 
 
 class _Remote(ExtractError):

@@ -282,15 +282,15 @@ def deep_show_body() -> None:
 
 def deep_input_line() -> None:
     docs = list(read_jsonl(io.BytesIO(DEEP + b'\n"fine"\n'), id_field="id", text_field="text"))
-    assert [(d.id, type(d.error).__name__) for d in docs] == [(1, "InputError"), (2, "NoneType")]
+    assert [(d.line, type(d.error).__name__) for d in docs] == [(1, "InputError"), (2, "NoneType")]
 
 
 def deep_output_line(tmp_path: Path) -> None:
     path = tmp_path / "out.jsonl"
     record = b'{"id": "a", "ok": true}\n'
     path.write_bytes(record + DEEP)
-    done, _ = OutputFile(path).resume()  # a last line that is not a record: torn, cut off
-    assert sum(done.values()) == 1
+    written = OutputFile(path).resume()  # a last line that is not a record: torn, cut off
+    assert written.records == 1
     assert path.read_bytes() == record
     path.write_bytes(record + DEEP + b"\n" + record)
     with pytest.raises(ConfigError):  # not the last line: refused, as any other non-record
@@ -342,7 +342,7 @@ def test_bad_documents_get_clear_errors_and_never_stop_a_batch(
     ]
     with Extractor("tiny", host=server.url, retry=1) as extractor:
         records = list(extract_many(extractor, inputs, N_SCHEMA, concurrency=2))
-    outcome = {r.id: (r.ok, type(r.error).__name__) for r in records}
+    outcome = {r.id or r.line: (r.ok, type(r.error).__name__) for r in records}
     assert len(records) == len(inputs)
     assert outcome == {
         "empty": (False, "InputError"),
@@ -388,9 +388,10 @@ def test_bad_lines_in_a_file_get_clear_errors_and_never_stop_the_command(
     assert "Traceback" not in result.output
     lines = [json.loads(line) for line in out.read_text().splitlines()]
     assert [(r["id"], r["ok"]) for r in lines] == [
-        ("empty", False), (2, False), (3, False), ("nul", True), (5, False), ("huge", True),
-        ("fine", True),
+        ("empty", False), (None, False), (None, False), ("nul", True), (None, False),
+        ("huge", True), ("fine", True),
     ]  # fmt: skip
+    assert [r["line"] for r in lines] == [1, 2, 3, 4, 5, 6, 7]
     for line in lines:
         assert line["ok"] or line["error"]["type"] == "InputError"
 
