@@ -2,16 +2,22 @@
 duplicate ids, in a few bytes per record.
 
 Every output record carries the input ``line`` it came from, so a resumed run keys on the
-line, never on the id: a record in OUTPUT for line N means line N is done. OUTPUT is checked
-against INPUT on the way (``Pending``): a record for line N whose id is not line N's id, or a
-record for a line INPUT does not have, means INPUT changed, and the run stops with a
-ConfigError. Records written before lines existed (no ``line`` field) are matched by id as
-they were then: each such id stands for as many lines as it has records.
+line, never on the id: a record in OUTPUT for line N means line N is done, whatever its id,
+and --retry-failed drops the failed records so their lines are labelled again. OUTPUT is
+checked against INPUT on the way (``Pending``): a record for line N whose id is not line N's
+id, or a record for a line INPUT does not have (blank now, or past its end), means INPUT
+changed, and the run stops with a ConfigError — before labelling anything when INPUT is a
+file (it is read a second time when the lines OUTPUT holds are not all at its start), as the
+lines are read when it is a stream. Records written before records had lines (no ``line``
+field) are matched by id as they were then: a record without an id had its position as id,
+and each id stands for as many lines as it has records.
 
 A line whose id an earlier line already has becomes a ``DuplicateId`` error record unless
-duplicates are allowed; records without an id (``null``) are never duplicates. Ids are
-remembered as 64-bit digests in a flat table (16 bytes a slot), not as text: two different
-ids share a digest with odds of about n²/2⁶⁵ (3 in 100 million for a million ids).
+duplicates are allowed; lines without an id (``null``) are never duplicates. Every line's id
+is remembered, labelled in this run or before, so the rule holds across reruns. Ids are
+remembered as 64-bit digests in a sharded table (16 bytes a slot, about 32 MB for a million
+ids), not as text: two different ids share a digest with odds of about n²/2⁶⁵ (3 in 100
+million for a million ids), which would give the later one a DuplicateId.
 """
 
 from __future__ import annotations
@@ -194,7 +200,6 @@ class Pending:
     """
 
     def __init__(self, written: Written, *, allow_duplicates: bool = False) -> None:
-        self.written = written
         self.allow_duplicates = allow_duplicates
         entries = written.entries
         # Records come in input order, except those a --retry-failed run appended.

@@ -65,8 +65,8 @@ class Tally:
         ]
         if duplicates := self.failed["DuplicateId"]:
             lines.append(
-                f"{duplicates} lines repeat an earlier line's id and were not labelled; "
-                "--allow-duplicate-ids --retry-failed labels them"
+                f"lines repeating an earlier line's id: {duplicates}, not labelled "
+                "(--allow-duplicate-ids --retry-failed labels them)"
             )
         if self.resumed:
             lines.append(

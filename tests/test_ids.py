@@ -199,7 +199,7 @@ def test_the_reported_input_gets_one_traceable_record_per_line(
     first = label(server, schema_file, str(source), "-o", str(out))
     assert first.exit_code == 1, first.output
     assert outcome(out) == REPORTED_OUTCOME
-    assert "1 lines repeat an earlier line's id" in first.stderr
+    assert "lines repeating an earlier line's id: 1, not labelled" in first.stderr
     sent = len(server.generates())
     assert sent == 2
     retried = label(server, schema_file, str(source), "-o", str(out), "--retry-failed")

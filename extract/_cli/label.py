@@ -36,7 +36,9 @@ EXIT_INTERRUPTED = 130
 @click.option("--schema", "-s", required=True, help="Bundled schema name, or a .json file.")
 @model_options
 @click.option("--text-field", default="text", show_default=True, help="Field holding the text.")
-@click.option("--id-field", default="id", show_default=True, help="Field holding the id.")
+@click.option(
+    "--id-field", default="id", show_default=True, help="Field holding the id (null if absent)."
+)
 @click.option(
     "--input-format",
     type=click.Choice(["auto", "jsonl", "csv"]),
