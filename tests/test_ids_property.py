@@ -25,12 +25,13 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 from conftest import Responder, Scripted
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from extract._ids import id_key
 from extract._records import OutputFile
 from extract.cli import main
+from extract.server import ScriptedEngine, serve
 
 REPO = Path(__file__).resolve().parent.parent
 SCHEMA = {"type": "object", "properties": {"n": {"type": "integer"}}, "required": ["n"]}
@@ -42,6 +43,8 @@ RUN_TIMEOUT = 60.0
 
 @dataclasses.dataclass(frozen=True)
 class Line:
+    """One input line: what it is (one of KINDS) and the id it gives, if it gives one."""
+
     kind: str
     id: Any
 
@@ -65,14 +68,18 @@ class Line:
 
 @dataclasses.dataclass(frozen=True)
 class Step:
+    """One run of the command."""
+
     kill_after: int | None  # SIGKILL once OUTPUT has this many new lines; None: run to the end
     retry_failed: bool
     allow_duplicates: bool
 
     def args(self) -> list[str]:
-        return ["--retry-failed"] * self.retry_failed + [
-            "--allow-duplicate-ids"
-        ] * self.allow_duplicates
+        flags = {
+            "--retry-failed": self.retry_failed,
+            "--allow-duplicate-ids": self.allow_duplicates,
+        }
+        return [flag for flag, on in flags.items() if on]
 
 
 LINES = st.lists(st.builds(Line, st.sampled_from(KINDS), IDS), min_size=1, max_size=10)
@@ -80,6 +87,14 @@ LINES = st.lists(st.builds(Line, st.sampled_from(KINDS), IDS), min_size=1, max_s
 ALLOW = st.sampled_from([False, False, False, True])
 STEPS = st.lists(st.builds(Step, st.none() | st.integers(0, 10), st.booleans(), ALLOW), max_size=3)
 FINAL = st.builds(Step, st.none(), st.booleans(), ALLOW)
+
+
+# The input of the report (a malformed line 2, a record with id 2, id "a" twice), then a line
+# whose text never gives valid JSON, a line without an id, and a blank line.
+REPORTED = [
+    Line("ok", "a"), Line("junk", None), Line("ok", 2), Line("ok", "a"), Line("bad", "b"),
+    Line("string", None), Line("blank", None), Line("ok", 3),
+]  # fmt: skip
 
 
 def write_input(path: Path, lines: list[Line]) -> None:
@@ -151,7 +166,7 @@ def check_final(lines: list[Line], out: Path, exit_code: int, runs: list[Step]) 
 def command(source: Path, out: Path, schema: Path, url: str, step: Step) -> list[str]:
     return [
         sys.executable, "-m", "extract", "label", str(source), "-o", str(out), "-s", str(schema),
-        "-m", "tiny", "--host", url, "--concurrency", "2", "--no-cache", "--quiet", *step.args(),
+        "-m", "tiny", "--host", url, "--concurrency", "1", "--no-cache", "--quiet", *step.args(),
     ]  # fmt: skip
 
 
@@ -189,21 +204,26 @@ def run_to_end(argv: list[str]) -> int:
 
 @pytest.fixture(scope="module")
 def slow_server() -> Any:
-    """One scripted server for every example: slow enough that a kill lands mid-run."""
-    from extract.server import ScriptedEngine, serve
-
-    engine = ScriptedEngine(models=("tiny",), slots=2, latency=0.02, responder=Responder())
+    """One scripted server for every example, answering one request at a time and slowly
+    enough that a kill after a number of lines lands mid-run."""
+    engine = ScriptedEngine(models=("tiny",), slots=1, latency=0.04, responder=Responder())
     with serve(engine) as server:
         yield server.url
 
 
 @settings(
-    max_examples=4,
+    max_examples=3,
     deadline=None,
+    derandomize=True,
     database=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture],
 )
 @given(lines=LINES, steps=STEPS, final=FINAL)
+@example(  # the reported input, a failing line, a kill mid-run, then retries
+    lines=REPORTED,
+    steps=[Step(2, False, False), Step(None, True, False), Step(1, True, True)],
+    final=Step(None, True, True),
+)
 def test_sigkills_and_retries_leave_one_traceable_record_per_line(
     slow_server: str,
     tmp_path_factory: pytest.TempPathFactory,
@@ -240,8 +260,9 @@ def run_in_process(url: str, source: Path, out: Path, schema: Path, step: Step) 
 
 
 @settings(
-    max_examples=25,
+    max_examples=30,
     deadline=None,
+    derandomize=True,
     database=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture],
 )
