@@ -7,7 +7,8 @@ whether trying again can help. The retry logic reads the class, never flags::
     ├── ConfigError                 bad argument or environment value (fix the call)
     ├── SchemaError                 the schema is not a valid JSON Schema (.path)
     ├── InputError                  a document or image extract cannot send (.field)
-    │   └── DocumentTooLong         the prompt does not fit the context (.chars, .tokens, .context)
+    │   ├── DocumentTooLong         the prompt does not fit the context (.chars, .tokens, .context)
+    │   └── DuplicateId             a batch line repeats an earlier line's id (.first_line)
     ├── TransportError              retryable: resend the same request after a back-off
     │   ├── ConnectError            the host is unreachable
     │   ├── RequestTimeout          no answer within the timeout
@@ -42,6 +43,7 @@ __all__ = [
     "ConfigError",
     "ConnectError",
     "DocumentTooLong",
+    "DuplicateId",
     "EmptyOutput",
     "ExtractError",
     "ExtractionFailed",
@@ -132,6 +134,20 @@ class DocumentTooLong(InputError):
     def to_dict(self) -> dict[str, Any]:
         sizes = {"chars": self.chars, "tokens": self.tokens, "context": self.context}
         return {**super().to_dict(), **{k: v for k, v in sizes.items() if v is not None}}
+
+
+class DuplicateId(InputError):
+    """A batch input line whose id an earlier line already has; ``first_line`` is that line.
+
+    ``extract label`` labels the first line with an id and gives each later one this error.
+    """
+
+    def __init__(self, message: str, *, first_line: int) -> None:
+        super().__init__(message)
+        self.first_line = first_line
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**super().to_dict(), "first_line": self.first_line}
 
 
 class _Remote(ExtractError):

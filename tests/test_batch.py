@@ -70,7 +70,8 @@ def test_one_record_per_input_with_failures_as_values(label: Labeler, server: Sc
     specs = ["0", "1:bad", "2:busy", "3:cut", "4:reset", "5:reject", "6", "7:bad"]
     inputs: list[Any] = [*docs(*specs), {"id": "empty", "text": "  "}, {"id": "notext"}, 42]
     records = label(inputs, concurrency=3, max_attempts=2)
-    assert [r.id for r in records] == [*(f"d{i}" for i in range(8)), "empty", "notext", 11]
+    assert [r.id for r in records] == [*(f"d{i}" for i in range(8)), "empty", "notext", None]
+    assert [r.line for r in records] == list(range(1, 12))
     outcome = {r.id: (type(r.error).__name__ if r.error else "ok") for r in records}
     assert outcome == {
         "d0": "ok",
@@ -83,7 +84,7 @@ def test_one_record_per_input_with_failures_as_values(label: Labeler, server: Sc
         "d7": "ExtractionFailed",
         "empty": "InputError",
         "notext": "InputError",
-        11: "InputError",
+        None: "InputError",
     }
     failed = next(r for r in records if r.id == "d1")
     assert isinstance(failed.error, ExtractionFailed)
@@ -101,9 +102,9 @@ def test_one_record_per_input_with_failures_as_values(label: Labeler, server: Sc
 def test_strings_and_passthrough_fields(label: Labeler) -> None:
     inputs = ["<<1>>", {"key": "k", "body": "<<2>>", "lang": "en"}]
     records = label(inputs, id_field="key", text_field="body")
-    assert [(r.id, r.value, r.fields) for r in records] == [
-        (1, {"n": 1}, {}),
-        ("k", {"n": 2}, {"lang": "en"}),
+    assert [(r.id, r.line, r.value, r.fields) for r in records] == [
+        (None, 1, {"n": 1}, {}),
+        ("k", 2, {"n": 2}, {"lang": "en"}),
     ]
 
 
@@ -148,7 +149,7 @@ async def test_async_api_with_an_async_iterable(server: Scripted) -> None:
     async with Labeling(N_SCHEMA, model="tiny", hosts=server.url, retry=retry) as session:
         records = [r async for r in session.aresults(source())]
     assert [r.value for r in records] == [{"n": n} for n in range(12)]
-    assert [r.id for r in records] == list(range(1, 13))
+    assert [(r.id, r.line) for r in records] == [(None, n) for n in range(1, 13)]
 
 
 @pytest.mark.anyio
@@ -314,9 +315,10 @@ def test_empty_input_gives_no_records(label: Labeler) -> None:
 
 
 def test_record_to_json_of_an_error() -> None:
-    record = Record("x", False, error=InputError("the document is empty"))
+    record = Record("x", False, error=InputError("the document is empty"), line=3)
     assert record.to_json() == {
         "id": "x",
+        "line": 3,
         "ok": False,
         "error": {"type": "InputError", "message": "the document is empty"},
         "attempts": 0,

@@ -55,7 +55,7 @@ def test_labels_a_jsonl_file(server: Scripted, schema_file: Path, tmp_path: Path
     result = label(server, schema_file, str(source), "-o", str(out))
     assert result.exit_code == 0, result.output
     lines = output(out)
-    assert [r["id"] for r in lines] == [f"t{n}" for n in range(5)]
+    assert [(r["id"], r["line"]) for r in lines] == [(f"t{n}", n + 1) for n in range(5)]
     assert [r["value"] for r in lines] == [{"n": n} for n in range(5)]
     assert all(r["ok"] and r["attempts"] == 1 and r["usage"]["eval_count"] for r in lines)
     assert "records 5: 5 ok, 0 failed, 0 cached" in result.stderr
@@ -79,7 +79,9 @@ def test_bad_lines_become_error_records_and_exit_1(
     assert result.exit_code == EXIT_SOME_FAILED
     assert result.stderr == ""
     lines = output(out)
-    assert [r["id"] for r in lines] == ["a", "b", 3, 4, 5, "f"]
+    # Lines that are not records have no id ("line" traces them); so has a bare string.
+    assert [r["id"] for r in lines] == ["a", "b", None, None, None, "f"]
+    assert [r["line"] for r in lines] == [1, 2, 3, 4, 5, 6]
     assert [r["ok"] for r in lines] == [True, False, False, False, True, False]
     kinds = [r["error"]["type"] for r in lines if not r["ok"]]
     assert kinds == ["InputError", "InputError", "InputError", "ExtractionFailed"]
@@ -95,7 +97,10 @@ def test_csv_input(server: Scripted, schema_file: Path, tmp_path: Path) -> None:
         "--text-field", "body",
     )  # fmt: skip
     assert result.exit_code == 0, result.output
-    assert [(r["id"], r["value"]) for r in output(out)] == [("x1", {"n": 1}), (2, {"n": 2})]
+    assert [(r["id"], r["line"], r["value"]) for r in output(out)] == [
+        ("x1", 1, {"n": 1}),
+        (None, 2, {"n": 2}),
+    ]
 
 
 def test_csv_without_the_text_column_is_a_usage_error(
@@ -113,7 +118,10 @@ def test_stdin_input(server: Scripted, schema_file: Path, tmp_path: Path) -> Non
     out = tmp_path / "out.jsonl"
     result = label(server, schema_file, "-", "-o", str(out), stdin='"<<7>>"\n"<<8>>"\n')
     assert result.exit_code == 0, result.output
-    assert [(r["id"], r["value"]) for r in output(out)] == [(1, {"n": 7}), (2, {"n": 8})]
+    assert [(r["id"], r["line"], r["value"]) for r in output(out)] == [
+        (None, 1, {"n": 7}),
+        (None, 2, {"n": 8}),
+    ]
 
 
 def test_empty_input_writes_an_empty_output(
@@ -214,8 +222,8 @@ def test_retry_failed_labels_the_failures_again_and_keeps_one_record_per_input(
     result = label(healed, schema_file, str(source), "-o", str(out), "--retry-failed")
     assert result.exit_code == 0, result.output
     assert len(healed.generates()) == 1
-    records = sorted(output(out), key=lambda r: r["id"])
-    assert [(r["id"], r["ok"]) for r in records] == [(1, True), (2, True), (3, True)]
+    records = sorted(output(out), key=lambda r: r["line"])
+    assert [(r["line"], r["ok"]) for r in records] == [(1, True), (2, True), (3, True)]
     assert not list(tmp_path.glob(".out.jsonl*"))  # no temporary file left behind
 
 

@@ -200,7 +200,7 @@ def write_records(path: Path, count: int) -> bytes:
     sink = OutputFile(path)
     sink.resume()
     for n in range(count):
-        sink.write({"id": f"r{n}", "ok": n % 3 != 0, "value": {"text": "é" * n}})
+        sink.write({"id": f"r{n}", "line": n + 1, "ok": n % 3 != 0, "value": {"text": "é" * n}})
     sink.close()
     return path.read_bytes()
 
@@ -213,16 +213,16 @@ def test_a_resume_after_a_cut_at_any_byte_keeps_exactly_the_whole_records(
     path = tmp_path / "out.jsonl"
     for cut in range(len(full) + 1):
         path.write_bytes(full[:cut])
-        done, failed = OutputFile(path).resume()
+        written = OutputFile(path).resume()
         whole = sum(end <= cut for end in ends)
         # A record cut just before its newline is whole: it is kept and its line finished.
         whole += cut in [end - 1 for end in ends]
-        assert sum(done.values()) == whole, cut
-        assert failed == sum(n % 3 == 0 for n in range(whole))
+        assert written.records == len(written.entries) == whole, cut
+        assert written.failed == sum(n % 3 == 0 for n in range(whole))
         assert path.read_bytes() == full[: ends[whole - 1] if whole else 0]
         sink = OutputFile(path)
         sink.resume()
-        sink.write({"id": "next", "ok": True})
+        sink.write({"id": "next", "line": 9, "ok": True})
         sink.close()
         assert [json.loads(line)["id"] for line in path.read_bytes().splitlines()] == [
             *(f"r{n}" for n in range(whole)),
@@ -240,7 +240,7 @@ def test_a_resume_after_any_garbage_tail_repairs_or_refuses(
     path = workdir / "out.jsonl"
     path.write_bytes(full + tail)
     try:
-        done, _ = OutputFile(path).resume()
+        written = OutputFile(path).resume()
     except ConfigError:
         # Refused only when a line that is not a record has more lines after it; and then
         # the file is left as it was.
@@ -252,4 +252,4 @@ def test_a_resume_after_any_garbage_tail_repairs_or_refuses(
     assert data.endswith(b"\n")
     lines = data.splitlines()
     assert all("id" in json.loads(line) for line in lines)
-    assert sum(done.values()) == len(lines) >= 3
+    assert written.records == len(lines) >= 3

@@ -105,14 +105,19 @@ def test_a_scalar_root_reads_the_value_column(tmp_path: Path) -> None:
         evaluate(outputs, wrong_shape)
 
 
-def test_gold_field_reads_the_labeling_input_with_its_positional_ids(tmp_path: Path) -> None:
+def test_gold_field_reads_the_labeling_input_by_line_for_records_without_ids(
+    tmp_path: Path,
+) -> None:
     source = tmp_path / "in.jsonl"
     source.write_text(
         '{"text": "printer on fire", "label": "bug"}\n\n{"text": "refund", "label": "billing"}\n',
         encoding="utf-8",
     )
-    # `extract label` numbers records without an id by line: 1 and 3 (the blank line counts).
-    outputs = write_jsonl(tmp_path / "out.jsonl", [ok(1, "bug"), ok(3, "bug")])
+    # `extract label` writes records without an id as id null with their line: 1 and 3 (the
+    # blank line counts); they meet their gold by line.
+    outputs = write_jsonl(
+        tmp_path / "out.jsonl", [ok(None, "bug", line=1), ok(None, "bug", line=3)]
+    )
     report = evaluate(outputs, source, gold_field="label")
     assert report.field("$").accuracy == 0.5
     with pytest.raises(InputError, match=r"no record of .* has a 'topic' field"):
@@ -122,7 +127,8 @@ def test_gold_field_reads_the_labeling_input_with_its_positional_ids(tmp_path: P
 def test_a_csv_input_gives_gold_by_row_number(tmp_path: Path) -> None:
     source = tmp_path / "in.csv"
     source.write_text('text,label\nhello,"{""category"": ""bug""}"\nbye,\n', encoding="utf-8")
-    outputs = write_jsonl(tmp_path / "out.jsonl", [ok(1, {"category": "bug"}), ok(2, {})])
+    rows = [ok(None, {"category": "bug"}, line=1), ok(None, {}, line=2)]
+    outputs = write_jsonl(tmp_path / "out.jsonl", rows)
     report = evaluate(outputs, source, gold_field="label")
     assert (report.field("category").records, report.field("category").accuracy) == (1, 1.0)
 

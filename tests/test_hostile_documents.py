@@ -52,7 +52,7 @@ def test_bad_documents_get_clear_errors_and_never_stop_a_batch(
     ]
     with Labeling(N_SCHEMA, model="tiny", hosts=server.url, retry=1, concurrency=2) as session:
         records = list(session.results(inputs))
-    outcome = {r.id: (r.ok, type(r.error).__name__) for r in records}
+    outcome = {r.id or r.line: (r.ok, type(r.error).__name__) for r in records}
     assert len(records) == len(inputs)
     assert outcome == {
         "empty": (False, "InputError"),
@@ -99,9 +99,10 @@ def test_bad_lines_in_a_file_get_clear_errors_and_never_stop_the_command(
     assert "Traceback" not in result.output
     lines = [json.loads(line) for line in out.read_text().splitlines()]
     assert [(r["id"], r["ok"]) for r in lines] == [
-        ("empty", False), (2, False), (3, False), ("nul", True), (5, False), ("huge", True),
-        ("fine", True),
+        ("empty", False), (None, False), (None, False), ("nul", True), (None, False),
+        ("huge", True), ("fine", True),
     ]  # fmt: skip
+    assert [r["line"] for r in lines] == [1, 2, 3, 4, 5, 6, 7]
     for line in lines:
         assert line["ok"] or line["error"]["type"] == "InputError"
 

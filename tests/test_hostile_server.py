@@ -274,15 +274,15 @@ def deep_show_body() -> None:
 
 def deep_input_line() -> None:
     docs = list(read_jsonl(io.BytesIO(DEEP + b'\n"fine"\n'), id_field="id", text_field="text"))
-    assert [(d.id, type(d.error).__name__) for d in docs] == [(1, "InputError"), (2, "NoneType")]
+    assert [(d.line, type(d.error).__name__) for d in docs] == [(1, "InputError"), (2, "NoneType")]
 
 
 def deep_output_line(tmp_path: Path) -> None:
     path = tmp_path / "out.jsonl"
     record = b'{"id": "a", "ok": true}\n'
     path.write_bytes(record + DEEP)
-    done, _ = OutputFile(path).resume()  # a last line that is not a record: torn, cut off
-    assert sum(done.values()) == 1
+    written = OutputFile(path).resume()  # a last line that is not a record: torn, cut off
+    assert written.records == 1
     assert path.read_bytes() == record
     path.write_bytes(record + DEEP + b"\n" + record)
     with pytest.raises(ConfigError):  # not the last line: refused, as any other non-record

@@ -11,11 +11,11 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from extract import ConfigError, InputError
+from extract.batch.ids import id_key
 from extract.batch.records import (
     Document,
     OutputFile,
     count_lines,
-    id_key,
     open_csv,
     read_csv,
     read_jsonl,
@@ -34,17 +34,21 @@ def csv_docs(text: str, **fields: str) -> list[Document]:
 
 def test_jsonl_objects_and_strings() -> None:
     docs = jsonl(b'{"id": "a", "text": "one", "lang": "en"}\n"two"\n{"text": "three"}\n')
-    assert [(d.id, d.text, d.fields) for d in docs] == [
-        ("a", "one", {"lang": "en"}),
-        (2, "two", {}),
-        (3, "three", {}),
+    assert [(d.id, d.line, d.text, d.fields) for d in docs] == [
+        ("a", 1, "one", {"lang": "en"}),
+        (None, 2, "two", {}),
+        (None, 3, "three", {}),
     ]
     assert all(d.error is None for d in docs)
 
 
-def test_jsonl_ids_are_line_numbers_counting_blank_lines() -> None:
+def test_jsonl_lines_are_line_numbers_counting_blank_lines() -> None:
     docs = jsonl(b'"a"\n\n   \n"b"\r\n"c"')
-    assert [(d.id, d.text) for d in docs] == [(1, "a"), (4, "b"), (5, "c")]
+    assert [(d.id, d.line, d.text) for d in docs] == [
+        (None, 1, "a"),
+        (None, 4, "b"),
+        (None, 5, "c"),
+    ]
 
 
 def test_jsonl_bad_lines_become_error_documents() -> None:
@@ -53,7 +57,9 @@ def test_jsonl_bad_lines_become_error_documents() -> None:
         b'{"id": "m", "body": "no text"}\n{"text": 5}\n'
     )
     docs = jsonl(data)
-    assert [d.id for d in docs] == [1, 2, 3, 4, "m", 6]
+    # A line that is not a record has no id: its line number could be another record's id.
+    assert [d.id for d in docs] == [None, None, None, None, "m", None]
+    assert [d.line for d in docs] == [1, 2, 3, 4, 5, 6]
     assert docs[0].error is None
     errors = [d.error for d in docs[1:]]
     assert all(isinstance(e, InputError) for e in errors)
@@ -70,7 +76,7 @@ def test_jsonl_bad_lines_become_error_documents() -> None:
 def test_jsonl_leading_bom_and_custom_fields() -> None:
     data = b'\xef\xbb\xbf{"key": 9, "body": "hello", "id": "x"}\n'
     [doc] = list(read_jsonl(io.BytesIO(data), id_field="key", text_field="body"))
-    assert (doc.id, doc.text, doc.fields) == (9, "hello", {"id": "x"})
+    assert (doc.id, doc.line, doc.text, doc.fields) == (9, 1, "hello", {"id": "x"})
 
 
 def test_empty_inputs_have_no_documents() -> None:
@@ -79,16 +85,17 @@ def test_empty_inputs_have_no_documents() -> None:
     assert csv_docs("") == []
 
 
-def test_empty_or_missing_id_falls_back_to_position() -> None:
-    doc = to_document({"id": "", "text": "t"}, 7, id_field="id", text_field="text")
-    assert doc.id == 7
-    doc = to_document({"id": None, "text": "t"}, 8, id_field="id", text_field="text")
-    assert doc.id == 8
+@pytest.mark.parametrize(
+    "item", [{"id": "", "text": "t"}, {"id": None, "text": "t"}, {"text": "t"}]
+)
+def test_an_empty_or_missing_id_is_no_id(item: dict[str, object]) -> None:
+    doc = to_document(item, 7, id_field="id", text_field="text")
+    assert (doc.id, doc.line, doc.text) == (None, 7, "t")
 
 
 def test_non_record_items_are_errors() -> None:
     doc = to_document(42, 3, id_field="id", text_field="text")
-    assert doc.id == 3
+    assert (doc.id, doc.line) == (None, 3)
     assert isinstance(doc.error, InputError)
 
 
@@ -112,9 +119,9 @@ def test_every_non_blank_line_is_one_document(lines: list[str | bytes]) -> None:
 
 def test_csv_rows_with_ids_fields_and_row_numbers() -> None:
     docs = csv_docs('id,text,lang\nt1,"Hello, world",en\n,"multi\nline",fr\n')
-    assert [(d.id, d.text, d.fields) for d in docs] == [
-        ("t1", "Hello, world", {"lang": "en"}),
-        (2, "multi\nline", {"lang": "fr"}),
+    assert [(d.id, d.line, d.text, d.fields) for d in docs] == [
+        ("t1", 1, "Hello, world", {"lang": "en"}),
+        (None, 2, "multi\nline", {"lang": "fr"}),
     ]
 
 
@@ -128,7 +135,7 @@ def test_csv_short_row_and_non_utf8_row_are_errors(tmp_path: Path) -> None:
     path.write_bytes(b"id,text\n1,fine\n2\n3,caf\xe9\n4,last\n")
     with open_csv(path) as stream:
         docs = list(read_csv(stream, id_field="id", text_field="text"))
-    assert [d.id for d in docs] == ["1", "2", 3, "4"]
+    assert [(d.id, d.line) for d in docs] == [("1", 1), ("2", 2), (None, 3), ("4", 4)]
     assert [d.error is None for d in docs] == [True, False, False, True]
     assert docs[2].error is not None
     assert "row 3: not UTF-8" in docs[2].error.message
@@ -144,45 +151,71 @@ def test_count_lines(tmp_path: Path) -> None:
     assert count_lines(path) == 0
 
 
-def line(record_id: object, ok: bool = True) -> bytes:
-    return json.dumps({"id": record_id, "ok": ok}).encode() + b"\n"
+def line(record_id: object, ok: bool = True, number: object = None) -> bytes:
+    """An output line; without ``number``, one written before records had lines."""
+    placed = {} if number is None else {"line": number}
+    return json.dumps({"id": record_id, **placed, "ok": ok}).encode() + b"\n"
 
 
 def test_resume_of_a_missing_file_is_empty_and_creates_it(tmp_path: Path) -> None:
     path = tmp_path / "sub" / "none.jsonl"
-    done, failed = OutputFile(path).resume()
-    assert (dict(done), failed) == ({}, 0)
+    written = OutputFile(path).resume()
+    assert (written.records, written.failed, len(written.entries)) == (0, 0, 0)
     assert path.read_bytes() == b""
 
 
-def test_resume_counts_ids_and_failures(tmp_path: Path) -> None:
+def test_resume_counts_records_lines_and_failures(tmp_path: Path) -> None:
     path = tmp_path / "out.jsonl"
-    path.write_bytes(line("a") + line(2, ok=False) + line("a"))
-    done, failed = OutputFile(path).resume()
-    assert dict(done) == {"a": 2, "2": 1}
-    assert failed == 1
+    path.write_bytes(line("a", number=1) + line(None, ok=False, number=3) + line("a", number=4))
+    written = OutputFile(path).resume()
+    assert (written.records, written.failed, len(written.entries)) == (3, 1, 3)
+    assert not written.legacy
+
+
+def test_resume_counts_records_without_lines_by_id(tmp_path: Path) -> None:
+    path = tmp_path / "out.jsonl"
+    path.write_bytes(line("a") + line(2, ok=False) + line("a") + line("b", number=4))
+    written = OutputFile(path).resume()
+    assert (written.records, written.failed, len(written.entries)) == (4, 1, 1)
+    assert sorted(written.legacy.values()) == [1, 2]
+
+
+@pytest.mark.parametrize("bad", [0, -1, "2", True, 1.5, 2**40])
+def test_a_record_with_a_bad_line_is_not_a_record(tmp_path: Path, bad: object) -> None:
+    path = tmp_path / "out.jsonl"
+    path.write_bytes(line("a", number=1) + line("b", number=bad) + line("c", number=3))
+    with pytest.raises(ConfigError, match="line 2 is not an output record"):
+        OutputFile(path).resume()
+
+
+def test_retry_failed_drops_the_failed_records(tmp_path: Path) -> None:
+    path = tmp_path / "out.jsonl"
+    ok_a, ok_c = line("a", number=1), line("c", number=3)
+    path.write_bytes(ok_a + line(None, ok=False, number=2) + ok_c + line("a", ok=False))
+    written = OutputFile(path).resume(retry_failed=True)
+    assert (written.records, written.failed) == (2, 0)
+    assert path.read_bytes() == ok_a + ok_c
+    assert not list(tmp_path.glob(".out.jsonl*"))
 
 
 @pytest.mark.parametrize("tail", [b'{"id": "c", "o', b'{"id": "c"} trailing junk\n', b"\x00\x00"])
 def test_resume_cuts_a_torn_last_line(tmp_path: Path, tail: bytes) -> None:
     path = tmp_path / "out.jsonl"
-    path.write_bytes(line("a") + line("b") + tail)
-    done, _ = OutputFile(path).resume()
-    assert set(done) == {"a", "b"}
-    assert path.read_bytes() == line("a") + line("b")
+    path.write_bytes(line("a", number=1) + line("b", number=2) + tail)
+    assert OutputFile(path).resume().records == 2
+    assert path.read_bytes() == line("a", number=1) + line("b", number=2)
 
 
 def test_resume_keeps_a_whole_last_record_without_newline(tmp_path: Path) -> None:
     path = tmp_path / "out.jsonl"
-    path.write_bytes(line("a") + line("b").rstrip(b"\n"))
-    done, _ = OutputFile(path).resume()
-    assert set(done) == {"a", "b"}
-    assert path.read_bytes() == line("a") + line("b")
+    path.write_bytes(line("a", number=1) + line("b", number=2).rstrip(b"\n"))
+    assert OutputFile(path).resume().records == 2
+    assert path.read_bytes() == line("a", number=1) + line("b", number=2)
 
 
 def test_resume_refuses_garbage_in_the_middle(tmp_path: Path) -> None:
     path = tmp_path / "out.jsonl"
-    path.write_bytes(line("a") + b"not json\n" + line("b"))
+    path.write_bytes(line("a", number=1) + b"not json\n" + line("b", number=3))
     with pytest.raises(ConfigError, match="line 2 is not an output record"):
         OutputFile(path).resume()
 

@@ -63,6 +63,11 @@ class Tally:
             f"{self.output_tokens / wall:.1f} output tokens/s",
             f"wall time {wall:.1f} s; {self.records / wall:.1f} docs/s",
         ]
+        if duplicates := self.failed["DuplicateId"]:
+            lines.append(
+                f"lines repeating an earlier line's id: {duplicates}, not labelled "
+                "(--allow-duplicate-ids --retry-failed labels them)"
+            )
         if self.resumed:
             lines.append(
                 f"already in the output: {self.resumed} records ({self.resumed_failed} failed"

@@ -5,17 +5,20 @@ Readers never stop on a bad line: a line that is not UTF-8, not JSON, or lacks t
 becomes a ``Document`` carrying an ``InputError``, so it still gets its one output record.
 Nothing is read ahead; memory does not grow with the input.
 
-Ids: a record's id field when present and not empty, else its position — the 1-based line
-number in JSONL (blank lines are skipped but counted), the 1-based data row in CSV (the header
-is not a row), the 1-based position in a Python iterable. Ids compare as text (``7`` and
-``"7"`` are the same id); the output keeps the type the input gave. Duplicate ids are not an
-error: each line is labelled and written with its id, and a resumed run skips as many
-occurrences of an id as the output already holds.
+Lines: every document and record carries ``line``, its 1-based position in the input — the
+line number in JSONL (blank lines are skipped but counted), the data row in CSV (the header
+is not a row), the position in a Python iterable. Each output record traces to its line.
+
+Ids: a record's id field when present and not empty (null or ``""`` count as absent), else
+``None`` (``"id": null`` in OUTPUT): a line that is not a record, and a record without an
+id, have no id. A position is never used as an id, since it could collide with a real id
+(line 2 against ``{"id": 2}``). Ids compare as text (``7`` and ``"7"`` are the same id); the
+output keeps the type the input gave. ``extract.batch.ids`` says how a resumed run matches OUTPUT
+to INPUT (by line) and how duplicate ids are handled.
 """
 
 from __future__ import annotations
 
-import collections
 import csv
 import dataclasses
 import io
@@ -28,6 +31,7 @@ from typing import IO, Any
 
 from ..core.wire import Metrics
 from ..errors import ConfigError, ExtractError, InputError
+from .ids import MAX_LINE, Written
 
 _BOM = b"\xef\xbb\xbf"
 # A flushed line survives a killed process; fsync (for a crashed machine) is paced, not per line.
@@ -41,7 +45,8 @@ class Record:
     ``value`` is the validated value (a Pydantic instance when the schema is a model) when
     ``ok``; ``error`` is the ExtractError that stopped it otherwise. ``attempts`` counts model
     calls, ``usage`` sums their counters (both zero for a cached value), ``fields`` holds the
-    input's other fields.
+    input's other fields. ``id`` is the input's id (None when it has none) and ``line`` its
+    1-based position in the input (see the module docstring).
     """
 
     id: Any
@@ -52,10 +57,12 @@ class Record:
     usage: Metrics = dataclasses.field(default_factory=Metrics)
     fields: dict[str, Any] = dataclasses.field(default_factory=dict)
     cached: bool = False
+    line: int | None = None
 
     def to_json(self) -> dict[str, Any]:
-        """The output line: ``{"id", "ok", "value" | "error", "attempts", "usage", "cached"}``."""
-        out: dict[str, Any] = {"id": self.id, "ok": self.ok}
+        """The output line: ``{"id", "line", "ok", "value" | "error", "attempts", "usage",
+        "cached"}``."""
+        out: dict[str, Any] = {"id": self.id, "line": self.line, "ok": self.ok}
         if self.ok:
             dump = getattr(self.value, "model_dump", None)
             out["value"] = dump(mode="json") if callable(dump) else self.value
@@ -67,62 +74,49 @@ class Record:
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class Document:
-    """One input record: its id, its text, the other fields, or why it cannot be sent."""
+    """One input record: its id (None: none), its line, its text, the other fields, or why it
+    cannot be sent."""
 
     id: Any
+    line: int
     text: str | None
     fields: dict[str, Any] = dataclasses.field(default_factory=dict)
     error: InputError | None = None
-
-    @property
-    def key(self) -> str:
-        return id_key(self.id)
-
-
-def id_key(value: Any) -> str:
-    """An id as text, the form in which ids are compared.
-
-    >>> id_key(7), id_key("7"), id_key(7.5), id_key(["a", 1])
-    ('7', '7', '7.5', '["a", 1]')
-    """
-    if isinstance(value, str):
-        return value
-    if isinstance(value, int) and not isinstance(value, bool):
-        return str(value)
-    return json.dumps(value, sort_keys=True, ensure_ascii=False)
 
 
 def to_document(item: Any, position: int, *, id_field: str, text_field: str) -> Document:
     """A str or a mapping (id field, text field, other fields) as a Document.
 
+    ``position`` becomes the document's line; a Document is returned as it is.
+
     >>> to_document("hi", 3, id_field="id", text_field="text")
-    Document(id=3, text='hi', fields={}, error=None)
+    Document(id=None, line=3, text='hi', fields={}, error=None)
     >>> to_document({"id": "a", "text": "hi", "lang": "en"}, 1, id_field="id", text_field="text")
-    Document(id='a', text='hi', fields={'lang': 'en'}, error=None)
+    Document(id='a', line=1, text='hi', fields={'lang': 'en'}, error=None)
     >>> to_document({"body": "hi"}, 2, id_field="id", text_field="text").error
     InputError("record 2: no 'text' field (fields: body)")
     """
     if isinstance(item, Document):
         return item
     if isinstance(item, str):
-        return Document(position, item)
+        return Document(None, position, item)
     if not isinstance(item, Mapping):
         error = InputError(
             f"record {position}: expected a str or a dict, not {type(item).__name__}"
         )
-        return Document(position, None, error=error)
+        return Document(None, position, None, error=error)
     given = item.get(id_field)
-    doc_id = position if given is None or given == "" else given
+    doc_id = None if given == "" else given
     fields = {str(k): v for k, v in item.items() if k not in (id_field, text_field)}
     text = item.get(text_field)
     if text is None:
         names = ", ".join(map(str, item)) or "none"
         message = f"record {position}: no {text_field!r} field (fields: {names})"
-        return Document(doc_id, None, fields, InputError(message, field=text_field))
+        return Document(doc_id, position, None, fields, InputError(message, field=text_field))
     if not isinstance(text, str):
         message = f"record {position}: {text_field!r} must be text, not {type(text).__name__}"
-        return Document(doc_id, None, fields, InputError(message, field=text_field))
-    return Document(doc_id, text, fields)
+        return Document(doc_id, position, None, fields, InputError(message, field=text_field))
+    return Document(doc_id, position, text, fields)
 
 
 def read_jsonl(stream: IO[bytes], *, id_field: str, text_field: str) -> Iterator[Document]:
@@ -197,7 +191,7 @@ def _undecodable(value: object) -> bool:
 
 
 def _bad(position: int, message: str) -> Document:
-    return Document(position, None, error=InputError(message))
+    return Document(None, position, None, error=InputError(message))
 
 
 def open_csv(path: Path | None) -> IO[str]:
@@ -222,8 +216,9 @@ def count_lines(path: Path) -> int:
 class OutputFile:
     """The append-only JSONL output of a batch run, resumable after any crash.
 
-    Call ``resume()`` first: it reads the ids already written and cuts off a torn last line.
-    ``write()`` appends one record and flushes it, so a killed process loses nothing it wrote.
+    Call ``resume()`` first: it reads the records already written and cuts off a torn last
+    line. ``write()`` appends one record and flushes it, so a killed process loses nothing it
+    wrote.
     """
 
     def __init__(self, path: Path) -> None:
@@ -231,17 +226,16 @@ class OutputFile:
         self._file: IO[bytes] | None = None
         self._synced = time.monotonic()
 
-    def resume(self, *, retry_failed: bool = False) -> tuple[collections.Counter[str], int]:
-        """The ids already written (with counts) and how many of those records failed.
+    def resume(self, *, retry_failed: bool = False) -> Written:
+        """The records already written: their lines and ids, and how many failed.
 
         With ``retry_failed``, failed records are first removed from the file (rewritten to a
         temporary file, then renamed over it, so a crash leaves the old file or the new one),
-        and their ids count as not done. Creates the file when it does not exist, so a run over
-        no records still leaves one. Raises ConfigError when a line other than the last is not
-        an output record.
+        so their lines count as not done. Creates the file when it does not exist, so a run
+        over no records still leaves one. Raises ConfigError when a line other than the last
+        is not an output record.
         """
-        done: collections.Counter[str] = collections.Counter()
-        failed = 0
+        written = Written()
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.path.touch()
         good_end = 0
@@ -255,27 +249,26 @@ class OutputFile:
                             "fix or remove it, or write to another file"
                         )
                     break
-                done[id_key(record["id"])] += 1
-                failed += record.get("ok") is not True
+                written.add(*record)
                 good_end += len(line)
         self._repair(good_end)
-        if retry_failed and failed:
-            return self._drop_failed(), 0
-        return done, failed
+        if retry_failed and written.failed:
+            return self._drop_failed()
+        return written
 
-    def _drop_failed(self) -> collections.Counter[str]:
-        done: collections.Counter[str] = collections.Counter()
+    def _drop_failed(self) -> Written:
+        written = Written()
         temporary = self.path.with_name(f".{self.path.name}.retry")
         with open(self.path, "rb") as source, open(temporary, "wb") as kept:
             for line in source:
                 record = _parse_output_line(line)
-                if record is not None and record.get("ok") is True:
+                if record is not None and record[2]:
                     kept.write(line)
-                    done[id_key(record["id"])] += 1
+                    written.add(*record)
             kept.flush()
             os.fsync(kept.fileno())
         os.replace(temporary, self.path)
-        return done
+        return written
 
     def _repair(self, good_end: int) -> None:
         size = self.path.stat().st_size
@@ -315,9 +308,18 @@ class OutputFile:
             self._file = None
 
 
-def _parse_output_line(line: bytes) -> dict[str, Any] | None:
+def _parse_output_line(line: bytes) -> tuple[Any, int | None, bool] | None:
+    """An output line's id, input line (None when it has none: written before records had
+    lines) and whether it is ok; None when the line is not an output record."""
     try:
         record = json.loads(line)
     except (ValueError, RecursionError):
         return None
-    return record if isinstance(record, dict) and "id" in record else None
+    if not isinstance(record, dict) or "id" not in record:
+        return None
+    number = record.get("line")
+    if number is not None and not (
+        isinstance(number, int) and not isinstance(number, bool) and 1 <= number <= MAX_LINE
+    ):
+        return None
+    return record["id"], number, record.get("ok") is True

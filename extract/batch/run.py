@@ -35,8 +35,9 @@ READ_CHUNK = 256
 def _failed(doc: Document, error: ExtractError) -> Record:
     if isinstance(error, ExtractionFailed):
         attempts = error.attempts
-        return Record(doc.id, False, None, error, len(attempts), total_usage(attempts), doc.fields)
-    return Record(doc.id, False, error=error, fields=doc.fields)
+        usage = total_usage(attempts)
+        return Record(doc.id, False, None, error, len(attempts), usage, doc.fields, line=doc.line)
+    return Record(doc.id, False, error=error, fields=doc.fields, line=doc.line)
 
 
 class _Slots:
@@ -163,7 +164,7 @@ class BatchRun:
         except ExtractError as exc:
             return _failed(doc, exc)
         if self.cache is not None and (hit := self._cached(key)) is not None:
-            return Record(doc.id, True, hit[0], fields=doc.fields, cached=True)
+            return Record(doc.id, True, hit[0], fields=doc.fields, cached=True, line=doc.line)
         host = None
         for round_ in range(1, self.rounds + 1):
             host = await self.pool.acquire(avoid=host)
@@ -185,8 +186,10 @@ class BatchRun:
                 self.pool.release(host)
             if self.cache is not None:
                 self.cache.put(key, result.data())
-            usage = result.usage
-            return Record(doc.id, True, result.value, None, len(result.attempts), usage, doc.fields)
+            attempts, usage = len(result.attempts), result.usage
+            return Record(
+                doc.id, True, result.value, None, attempts, usage, doc.fields, line=doc.line
+            )
         raise AssertionError("unreachable: the last round returns")  # pragma: no cover
 
     def _cached(self, key: str) -> tuple[Any] | None:

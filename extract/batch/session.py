@@ -11,7 +11,9 @@ windows, connections and what was learned about each host live as long as the se
 session fed batch after batch keeps them.
 
 Records are str (the text) or dicts with an id field and a text field; other fields ride along
-in ``Record.fields``. See ``extract.batch.records`` for how ids are chosen and compared.
+in ``Record.fields``. ``Record.line`` is the input's 1-based position, and ``Record.id`` its id,
+None when it has none (a str, or a dict without one). See ``extract.batch.records`` for how ids
+are chosen and compared.
 """
 
 from __future__ import annotations

@@ -3,16 +3,17 @@
 from __future__ import annotations
 
 import asyncio
-import collections
+import functools
 import sys
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Generator, Iterable, Iterator
 from pathlib import Path
 from typing import IO, Any
 
 import click
 
 from ..batch.cache import Cache
+from ..batch.ids import Pending, Written
 from ..batch.progress import Progress, Tally
 from ..batch.records import Document, OutputFile, count_lines, open_csv, read_csv, read_jsonl
 from ..batch.session import Labeling
@@ -29,12 +30,14 @@ EXIT_INTERRUPTED = 130
     "-o",
     required=True,
     type=click.Path(dir_okay=False, path_type=Path),
-    help="JSONL file to append to; a rerun skips the ids it already holds.",
+    help="JSONL file to append to; a rerun skips the input lines it already holds.",
 )
 @click.option("--schema", "-s", required=True, help="Bundled schema name, or a .json file.")
 @model_options
 @click.option("--text-field", default="text", show_default=True, help="Field holding the text.")
-@click.option("--id-field", default="id", show_default=True, help="Field holding the id.")
+@click.option(
+    "--id-field", default="id", show_default=True, help="Field holding the id (null if absent)."
+)
 @click.option(
     "--input-format",
     type=click.Choice(["auto", "jsonl", "csv"]),
@@ -66,7 +69,12 @@ EXIT_INTERRUPTED = 130
 @click.option(
     "--retry-failed",
     is_flag=True,
-    help="Drop the failed records OUTPUT holds and label those records again.",
+    help="Drop the failed records OUTPUT holds and label those lines again.",
+)
+@click.option(
+    "--allow-duplicate-ids",
+    is_flag=True,
+    help="Label every line, even one whose id an earlier line has (default: a DuplicateId error).",
 )
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar and no summary.")
 def label(
@@ -84,19 +92,24 @@ def label(
     no_cache: bool,
     cache_path: Path | None,
     retry_failed: bool,
+    allow_duplicate_ids: bool,
     quiet: bool,
 ) -> None:
     """Label each record of INPUT (JSONL or CSV; - reads JSONL from stdin) into OUTPUT.
 
-    OUTPUT gets exactly one JSON line per input record, {"id", "ok", "value" or "error",
-    "attempts", "usage", "cached"}, flushed as each finishes. Records without an id get their
-    line number (CSV: row number). Rerunning the same command skips the ids OUTPUT already
-    holds, so an interrupted run continues where it stopped; with --retry-failed it also
-    labels again the records that failed (after an outage, say).
+    OUTPUT gets exactly one JSON line per input line, {"id", "line", "ok", "value" or "error",
+    "attempts", "usage", "cached"}, flushed as each finishes. "line" is the input line number
+    (CSV: data row number); "id" is the record's id field, null when it has none or the line
+    is not a record. A line whose id an earlier line has gets a DuplicateId error record
+    (--allow-duplicate-ids labels it). Rerunning the same command skips the lines OUTPUT
+    already holds, so an interrupted run continues where it stopped; with --retry-failed it
+    also labels again the lines that failed (after an outage, say). A rerun stops with exit 2
+    when INPUT no longer matches OUTPUT (a line's id changed, or a line went away).
 
     \b
     Exit codes: 0 every record ok; 1 some records failed (their errors are in OUTPUT);
-    2 usage error; 3 server unreachable or model missing (checked before the run starts).
+    2 usage error, or INPUT changed since OUTPUT was written; 3 server unreachable or model
+    missing (checked before the run starts).
     """
     source = None if input_path == "-" else Path(input_path)
     if source is not None and not source.is_file():
@@ -106,15 +119,19 @@ def label(
     is_csv = input_format == "csv" or (
         input_format == "auto" and source is not None and source.suffix.lower() == ".csv"
     )
-    stream, docs = _open_input(source, is_csv, id_field=id_field, text_field=text_field)
+    stream, docs = _open_input(source, is_csv, id_field, text_field)
+    reread = None
+    if source is not None:
+        reread = functools.partial(_read_again, source, is_csv, id_field, text_field)
     sink = OutputFile(output)
     tally = Tally()
     progress: Progress | None = None
     try:
-        done, tally.resumed_failed = sink.resume(retry_failed=retry_failed)
-        tally.resumed = sum(done.values())
-        if tally.resumed and not quiet:
-            click.echo(f"resuming: {tally.resumed} records already in {output}", err=True)
+        written = sink.resume(retry_failed=retry_failed)
+        tally.resumed, tally.resumed_failed = written.records, written.failed
+        if not quiet:
+            _announce(written, output)
+        pending = Pending(written, allow_duplicates=allow_duplicate_ids)
         with local_server(local, hosts, model) as (urls, chosen):
             show_bar = not quiet and sys.stderr.isatty()
             total = _total(source, is_csv) if show_bar else None
@@ -124,7 +141,7 @@ def label(
             try:
                 asyncio.run(
                     _label_all(
-                        _pending(docs, done),
+                        pending(docs, reread=reread),
                         sink,
                         progress,
                         model=chosen,
@@ -175,7 +192,7 @@ async def _label_all(
 
 
 def _open_input(
-    source: Path | None, is_csv: bool, *, id_field: str, text_field: str
+    source: Path | None, is_csv: bool, id_field: str, text_field: str
 ) -> tuple[IO[Any], Iterator[Document]]:
     if is_csv:
         text = open_csv(source)
@@ -184,16 +201,22 @@ def _open_input(
     return raw, read_jsonl(raw, id_field=id_field, text_field=text_field)
 
 
-def _pending(docs: Iterable[Document], done: collections.Counter[str]) -> Iterator[Document]:
-    """The documents OUTPUT does not hold yet (each id skipped as often as it was written)."""
-    for doc in docs:
-        key = doc.key
-        if done[key] > 0:
-            done[key] -= 1
-            if not done[key]:
-                del done[key]
-            continue
-        yield doc
+def _read_again(source: Path, is_csv: bool, id_field: str, text_field: str) -> Generator[Document]:
+    """INPUT read anew from the start (to check it against OUTPUT); closed with the generator."""
+    stream, docs = _open_input(source, is_csv, id_field, text_field)
+    with stream:
+        yield from docs
+
+
+def _announce(written: Written, output: Path) -> None:
+    if written.records:
+        click.echo(f"resuming: {written.records} records already in {output}", err=True)
+    if written.legacy:
+        click.echo(
+            f"{written.legacy.total()} of them were written by an older extract, without a line "
+            "number: they are matched to input lines by id",
+            err=True,
+        )
 
 
 def _total(source: Path | None, is_csv: bool) -> int | None:

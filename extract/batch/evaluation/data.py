@@ -26,7 +26,8 @@ from pathlib import Path
 from typing import Any
 
 from ...errors import InputError
-from ..records import id_key, open_csv, read_csv, read_jsonl
+from ..ids import id_key
+from ..records import open_csv, read_csv, read_jsonl
 from .fields import CellText, is_blank
 
 CORRECTED = "corrected"
@@ -70,6 +71,16 @@ class Gold:
     texts: dict[str, str] = dataclasses.field(default_factory=dict)
 
 
+def record_key(record_id: Any, line: int | None) -> str:
+    """How an output record meets its gold and its text: the id as text, or for a record
+    without an id (null), its input line (``line N``), as ``extract label`` keys them.
+
+    >>> record_key(7, 3), record_key(None, 3)
+    ('7', 'line 3')
+    """
+    return id_key(record_id) if record_id is not None or line is None else f"line {line}"
+
+
 def outcome_of(item: Any, position: int) -> Outcome:
     """An output record (a dict as ``extract label`` writes it, or a batch ``Record``).
 
@@ -85,10 +96,11 @@ def outcome_of(item: Any, position: int) -> Outcome:
     usage = row.get("usage")
     usage = usage if isinstance(usage, Mapping) else {}
     line = row.get("line")
+    line = line if isinstance(line, int) else None
     return Outcome(
         id=row["id"],
-        key=id_key(row["id"]),
-        line=line if isinstance(line, int) else None,
+        key=record_key(row["id"], line),
+        line=line,
         ok=row.get("ok") is True,
         value=row.get(VALUE),
         error=None if row.get("ok") is True else _error_type(row.get("error")),
@@ -260,10 +272,11 @@ def _gold_from_input(path: Path, gold_field: str, *, id_field: str, text_field: 
         if is_blank(value):
             continue
         value = _whole(CellText(value)) if isinstance(value, str) and _is_csv(path) else value
-        duplicates += doc.key in values
-        values.setdefault(doc.key, value)
+        key = record_key(doc.id, doc.line)
+        duplicates += key in values
+        values.setdefault(key, value)
         if doc.text is not None:
-            texts.setdefault(doc.key, doc.text)
+            texts.setdefault(key, doc.text)
     if not values:
         raise InputError(
             f"no record of {path} has a {gold_field!r} field; name the field holding the gold"
@@ -279,8 +292,9 @@ def read_texts(source: Source, keys: set[str], *, id_field: str, text_field: str
     """
     texts: dict[str, str] = {}
     for doc in _documents(_existing(source, "input"), id_field=id_field, text_field=text_field):
-        if doc.key in keys and doc.text is not None:
-            texts.setdefault(doc.key, doc.text)
+        key = record_key(doc.id, doc.line)
+        if key in keys and doc.text is not None:
+            texts.setdefault(key, doc.text)
     return texts
 
 
