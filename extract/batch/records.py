@@ -29,6 +29,7 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import IO, Any
 
+from ..core.grounding import Span
 from ..core.wire import Metrics
 from ..errors import ConfigError, ExtractError, InputError
 from .ids import MAX_LINE, Written
@@ -46,7 +47,8 @@ class Record:
     ``ok``; ``error`` is the ExtractError that stopped it otherwise. ``attempts`` counts model
     calls, ``usage`` sums their counters (both zero for a cached value), ``fields`` holds the
     input's other fields. ``id`` is the input's id (None when it has none) and ``line`` its
-    1-based position in the input (see the module docstring).
+    1-based position in the input (see the module docstring). ``chunks`` and ``spans`` are the
+    Extraction's (see ``extract.Extraction``).
     """
 
     id: Any
@@ -58,10 +60,13 @@ class Record:
     fields: dict[str, Any] = dataclasses.field(default_factory=dict)
     cached: bool = False
     line: int | None = None
+    chunks: int = 1
+    spans: tuple[Span, ...] = ()
 
     def to_json(self) -> dict[str, Any]:
         """The output line: ``{"id", "line", "ok", "value" | "error", "attempts", "usage",
-        "cached"}``."""
+        "cached"}``, plus ``"chunks"`` for a document read in pieces and ``"spans"`` where
+        grounded values were found."""
         out: dict[str, Any] = {"id": self.id, "line": self.line, "ok": self.ok}
         if self.ok:
             dump = getattr(self.value, "model_dump", None)
@@ -69,6 +74,10 @@ class Record:
         elif self.error is not None:
             out["error"] = self.error.to_dict()
         out.update(attempts=self.attempts, usage=self.usage.to_dict(), cached=self.cached)
+        if self.chunks > 1:
+            out["chunks"] = self.chunks
+        if self.spans:
+            out["spans"] = [span.to_dict() for span in self.spans]
         return out
 
 

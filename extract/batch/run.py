@@ -164,7 +164,10 @@ class BatchRun:
         except ExtractError as exc:
             return _failed(doc, exc)
         if self.cache is not None and (hit := self._cached(key)) is not None:
-            return Record(doc.id, True, hit[0], fields=doc.fields, cached=True, line=doc.line)
+            spans = tuple(self.schema.ground(hit[0], text)[0])
+            return Record(
+                doc.id, True, hit[0], fields=doc.fields, cached=True, line=doc.line, spans=spans
+            )
         host = None
         for round_ in range(1, self.rounds + 1):
             host = await self.pool.acquire(avoid=host)
@@ -188,7 +191,16 @@ class BatchRun:
                 self.cache.put(key, result.data())
             attempts, usage = len(result.attempts), result.usage
             return Record(
-                doc.id, True, result.value, None, attempts, usage, doc.fields, line=doc.line
+                doc.id,
+                True,
+                result.value,
+                None,
+                attempts,
+                usage,
+                doc.fields,
+                line=doc.line,
+                chunks=result.chunks,
+                spans=result.spans,
             )
         raise AssertionError("unreachable: the last round returns")  # pragma: no cover
 

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import csv
 import json
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -35,7 +35,7 @@ _USAGE = (
 )
 
 
-def read_parquet(path: Path, *, id_field: str, text_field: str) -> Iterator[Document]:
+def read_parquet(path: Path, *, id_field: str, text_field: str) -> Generator[Document]:
     """Each row of a Parquet file as a Document, read a batch at a time.
 
     Raises ConfigError when pyarrow is missing or the file lacks ``text_field``.
@@ -51,7 +51,7 @@ def read_parquet(path: Path, *, id_field: str, text_field: str) -> Iterator[Docu
     return _rows(source, id_field=id_field, text_field=text_field)
 
 
-def _rows(source: Any, *, id_field: str, text_field: str) -> Iterator[Document]:
+def _rows(source: Any, *, id_field: str, text_field: str) -> Generator[Document]:
     position = 0
     for batch in source.iter_batches(batch_size=ROWS_PER_BATCH):
         for row in batch.to_pylist():

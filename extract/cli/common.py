@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import contextlib
+import functools
+import json
 import sys
 from collections.abc import Callable, Iterator
 from typing import Any, TypeVar
@@ -59,3 +61,90 @@ def local_server(
     click.echo("starting the embedded llama.cpp server (first run loads the model)...", err=True)
     with serve(LlamaEngine()) as srv:
         yield [srv.url], model or DEFAULT_LOCAL_MODEL
+
+
+def _option_pair(text: str) -> tuple[str, Any]:
+    """``KEY=VALUE`` with VALUE read as JSON when it is JSON (numbers, true, lists), else text.
+
+    >>> _option_pair("temperature=0.2"), _option_pair("stop=[\\"\\\\n\\"]"), _option_pair("x=a b")
+    (('temperature', 0.2), ('stop', ['\\n']), ('x', 'a b'))
+    """
+    key, sep, value = text.partition("=")
+    if not sep or not key.strip():
+        raise click.BadParameter(
+            f"{text!r}: use KEY=VALUE, e.g. temperature=0", param_hint="--option"
+        )
+    try:
+        return key.strip(), json.loads(value)
+    except ValueError:
+        return key.strip(), value
+
+
+def _chunk(text: str | None) -> int | str | None:
+    if text is None or text == "auto":
+        return text
+    if not text.isdigit():
+        raise click.BadParameter(
+            f"{text!r}: use auto or a number of characters", param_hint="--chunk"
+        )
+    return int(text)
+
+
+_CALL_FLAGS = (
+    click.option(
+        "--format",
+        "format_mode",
+        type=click.Choice(["auto", "json", "schema", "none"]),
+        default="auto",
+        show_default=True,
+        help="What to send as Ollama's `format`.",
+    ),
+    click.option("--instructions", help="The task sentence, in place of the generic one."),
+    click.option("--system", help="A system prompt, in place of the model's."),
+    click.option(
+        "--option",
+        "option_pairs",
+        multiple=True,
+        metavar="KEY=VALUE",
+        help="An Ollama option (repeatable): temperature=0, num_ctx=8192, seed=1, ...",
+    ),
+    click.option(
+        "--max-attempts",
+        type=click.IntRange(min=1),
+        help="Model calls per document, re-asking with the error. Default: 3.",
+    ),
+    click.option(
+        "--chunk",
+        "chunk_text",
+        metavar="auto|CHARS",
+        help="Read a document too long for the context in pieces, and merge their values.",
+    ),
+    click.option(
+        "--show-prompt",
+        is_flag=True,
+        help="Print the exact request for the first document, then exit without labeling.",
+    ),
+)
+
+
+def call_options(func: F) -> F:
+    """The flags that set the call options, gathered into one ``call`` argument (a dict of
+    ``CallOptions``) plus ``show_prompt``."""
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        call: dict[str, Any] = {}
+        mode = kwargs.pop("format_mode")
+        call["format"] = None if mode == "none" else mode
+        for name in ("instructions", "system", "max_attempts"):
+            if (value := kwargs.pop(name)) is not None:
+                call[name] = value
+        if pairs := kwargs.pop("option_pairs"):
+            call["options"] = dict(_option_pair(p) for p in pairs)
+        if (chunk := _chunk(kwargs.pop("chunk_text"))) is not None:
+            call["chunk"] = chunk
+        return func(*args, call=call, **kwargs)
+
+    for flag in reversed(_CALL_FLAGS):
+        wrapper = flag(wrapper)
+    return wrapper  # type: ignore[return-value]

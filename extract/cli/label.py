@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
+import json
 import sys
 import time
 from collections.abc import Generator, Iterable, Iterator
 from pathlib import Path
-from typing import IO, Any
+from typing import IO
 
 import click
 
@@ -17,7 +19,9 @@ from ..batch.ids import Pending, Written
 from ..batch.progress import Progress, Tally
 from ..batch.records import Document, OutputFile, count_lines, open_csv, read_csv, read_jsonl
 from ..batch.session import Labeling
-from .common import local_server, model_options
+from ..batch.tables import export, read_parquet
+from ..client.extractor import CallOptions, Extractor
+from .common import call_options, local_server, model_options
 
 EXIT_SOME_FAILED = 1
 EXIT_INTERRUPTED = 130
@@ -40,10 +44,10 @@ EXIT_INTERRUPTED = 130
 )
 @click.option(
     "--input-format",
-    type=click.Choice(["auto", "jsonl", "csv"]),
+    type=click.Choice(["auto", "jsonl", "csv", "parquet"]),
     default="auto",
     show_default=True,
-    help="auto: CSV for a .csv file, else JSONL.",
+    help="auto: by the file's suffix (.csv, .parquet), else JSONL.",
 )
 @click.option(
     "--concurrency",
@@ -51,14 +55,7 @@ EXIT_INTERRUPTED = 130
     type=click.IntRange(min=1),
     help="In-flight requests per host, at most. Default: start at 1 and adapt.",
 )
-@click.option(
-    "--format",
-    "format_mode",
-    type=click.Choice(["auto", "json", "schema", "none"]),
-    default="auto",
-    show_default=True,
-    help="What to send as Ollama's `format`.",
-)
+@call_options
 @click.option("--no-cache", is_flag=True, help="Neither read nor write the cache.")
 @click.option(
     "--cache",
@@ -76,6 +73,12 @@ EXIT_INTERRUPTED = 130
     is_flag=True,
     help="Label every line, even one whose id an earlier line has (default: a DuplicateId error).",
 )
+@click.option(
+    "--export",
+    "export_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="After the run, also write OUTPUT as a table: a .csv or .parquet file.",
+)
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar and no summary.")
 def label(
     input_path: str,
@@ -88,11 +91,13 @@ def label(
     id_field: str,
     input_format: str,
     concurrency: int | None,
-    format_mode: str,
+    call: CallOptions,
+    show_prompt: bool,
     no_cache: bool,
     cache_path: Path | None,
     retry_failed: bool,
     allow_duplicate_ids: bool,
+    export_path: Path | None,
     quiet: bool,
 ) -> None:
     """Label each record of INPUT (JSONL or CSV; - reads JSONL from stdin) into OUTPUT.
@@ -116,13 +121,15 @@ def label(
         raise click.BadParameter(f"{input_path}: no such file", param_hint="INPUT")
     if source is not None and source.resolve() == output.resolve():
         raise click.UsageError("OUTPUT must be another file than INPUT")
-    is_csv = input_format == "csv" or (
-        input_format == "auto" and source is not None and source.suffix.lower() == ".csv"
-    )
-    stream, docs = _open_input(source, is_csv, id_field, text_field)
+    kind = _input_kind(source, input_format)
+    stream, docs = _open_input(source, kind, id_field, text_field)
+    if show_prompt:
+        with stream, local_server(local, hosts, model) as (urls, chosen):
+            _show_prompt(docs, chosen, urls, schema, call)
+        return
     reread = None
     if source is not None:
-        reread = functools.partial(_read_again, source, is_csv, id_field, text_field)
+        reread = functools.partial(_read_again, source, kind, id_field, text_field)
     sink = OutputFile(output)
     tally = Tally()
     progress: Progress | None = None
@@ -134,7 +141,7 @@ def label(
         pending = Pending(written, allow_duplicates=allow_duplicate_ids)
         with local_server(local, hosts, model) as (urls, chosen):
             show_bar = not quiet and sys.stderr.isatty()
-            total = _total(source, is_csv) if show_bar else None
+            total = _total(source, kind) if show_bar else None
             progress = Progress(stream=sys.stderr, show=show_bar, total=total, tally=tally)
             cache = None if no_cache else Cache(cache_path)
             tally.started = time.monotonic()
@@ -147,7 +154,7 @@ def label(
                         model=chosen,
                         urls=urls,
                         schema=schema,
-                        format_mode=format_mode,
+                        call=call,
                         concurrency=concurrency,
                         cache=cache,
                     )
@@ -165,6 +172,10 @@ def label(
         sink.close()
         stream.close()
     _finish(progress, tally, quiet)
+    if export_path is not None:
+        rows = export(output, export_path)
+        if not quiet:
+            click.echo(f"exported {rows} records to {export_path}", err=True)
     if tally.failures or tally.resumed_failed:
         sys.exit(EXIT_SOME_FAILED)
 
@@ -177,13 +188,12 @@ async def _label_all(
     model: str | None,
     urls: list[str],
     schema: str,
-    format_mode: str,
+    call: CallOptions,
     concurrency: int | None,
     cache: Cache | None,
 ) -> None:
-    fmt: Any = None if format_mode == "none" else format_mode
     session = Labeling(
-        schema, model=model, hosts=urls, concurrency=concurrency, cache=cache, format=fmt
+        schema, model=model, hosts=urls, concurrency=concurrency, cache=cache, **call
     )
     async with session:
         async for record in session.aresults(docs):
@@ -191,19 +201,38 @@ async def _label_all(
             progress.update(record)
 
 
+def _input_kind(source: Path | None, given: str) -> str:
+    if given != "auto":
+        return given
+    suffix = source.suffix.lower() if source is not None else ""
+    return {".csv": "csv", ".parquet": "parquet"}.get(suffix, "jsonl")
+
+
 def _open_input(
-    source: Path | None, is_csv: bool, id_field: str, text_field: str
-) -> tuple[IO[Any], Iterator[Document]]:
-    if is_csv:
-        text = open_csv(source)
-        return text, read_csv(text, id_field=id_field, text_field=text_field)
-    raw: IO[bytes] = sys.stdin.buffer if source is None else open(source, "rb")  # noqa: SIM115
-    return raw, read_jsonl(raw, id_field=id_field, text_field=text_field)
+    source: Path | None, kind: str, id_field: str, text_field: str
+) -> tuple[contextlib.ExitStack, Iterator[Document]]:
+    """INPUT's documents, and what closes the file behind them."""
+    stack = contextlib.ExitStack()
+    docs: Iterator[Document]
+    if kind == "parquet":
+        if source is None:
+            raise click.UsageError("Parquet input must be a file, not stdin")
+        parquet = read_parquet(source, id_field=id_field, text_field=text_field)
+        stack.callback(parquet.close)
+        docs = parquet
+    elif kind == "csv":
+        text = stack.enter_context(open_csv(source))
+        docs = read_csv(text, id_field=id_field, text_field=text_field)
+    else:
+        raw: IO[bytes] = sys.stdin.buffer if source is None else open(source, "rb")  # noqa: SIM115
+        stack.callback(raw.close)
+        docs = read_jsonl(raw, id_field=id_field, text_field=text_field)
+    return stack, docs
 
 
-def _read_again(source: Path, is_csv: bool, id_field: str, text_field: str) -> Generator[Document]:
+def _read_again(source: Path, kind: str, id_field: str, text_field: str) -> Generator[Document]:
     """INPUT read anew from the start (to check it against OUTPUT); closed with the generator."""
-    stream, docs = _open_input(source, is_csv, id_field, text_field)
+    stream, docs = _open_input(source, kind, id_field, text_field)
     with stream:
         yield from docs
 
@@ -219,10 +248,22 @@ def _announce(written: Written, output: Path) -> None:
         )
 
 
-def _total(source: Path | None, is_csv: bool) -> int | None:
-    if source is None:
+def _total(source: Path | None, kind: str) -> int | None:
+    if source is None or kind == "parquet":
         return None
-    return max(0, count_lines(source) - is_csv)
+    return max(0, count_lines(source) - (kind == "csv"))
+
+
+def _show_prompt(
+    docs: Iterator[Document], model: str | None, urls: list[str], schema: str, call: CallOptions
+) -> None:
+    """Print the request the first sendable document would make, as JSON."""
+    first = next((d for d in docs if d.error is None and d.text and d.text.strip()), None)
+    if first is None:
+        raise click.UsageError("INPUT has no document to show a prompt for")
+    with Extractor(model, host=urls[0] if urls else None, **call) as ex:
+        request = ex.preview(first.text or "", schema)
+    click.echo(json.dumps(request, indent=2, ensure_ascii=False))
 
 
 def _finish(progress: Progress | None, tally: Tally, quiet: bool) -> None:

@@ -9,23 +9,16 @@ from typing import Any
 
 import click
 
-from ..client.extractor import Extractor
+from ..client.extractor import CallOptions, Extractor
 from ..core.result import AttemptFailed, Extraction, Partial
-from .common import local_server, model_options
+from .common import call_options, local_server, model_options
 
 
 @click.command()
 @click.argument("text", required=False, default="-")
 @click.option("--schema", "-s", required=True, help="Bundled schema name, or a .json file.")
 @model_options
-@click.option(
-    "--format",
-    "format_mode",
-    type=click.Choice(["auto", "json", "schema", "none"]),
-    default="auto",
-    show_default=True,
-    help="What to send as Ollama's `format`.",
-)
+@call_options
 @click.option(
     "--image",
     "images",
@@ -41,7 +34,8 @@ def one(
     model: str | None,
     hosts: tuple[str, ...],
     local: bool,
-    format_mode: str,
+    call: CallOptions,
+    show_prompt: bool,
     images: tuple[Path, ...],
     stream: bool,
     verbose: bool,
@@ -52,11 +46,18 @@ def one(
     with local_server(local, hosts, model) as (urls, chosen):
         if len(urls) > 1:
             raise click.UsageError("`extract one` talks to one host")
-        fmt: Any = None if format_mode == "none" else format_mode
         host = urls[0] if urls else None
-        with Extractor(chosen, host=host, format=fmt) as ex:
-            events = ex.stream(text, schema=schema, images=list(images) or None)
-            result = _follow(events, show=stream)
+        with Extractor(chosen, host=host, **call) as ex:
+            if show_prompt:
+                click.echo(json.dumps(ex.preview(text, schema), indent=2, ensure_ascii=False))
+                return
+            if call.get("chunk") is not None:
+                if stream:
+                    raise click.UsageError("--stream reads a document whole; drop --chunk")
+                result = ex.extract(text, schema, images=list(images) or None)
+            else:
+                events = ex.stream(text, schema=schema, images=list(images) or None)
+                result = _follow(events, show=stream)
     pretty = sys.stdout.isatty()
     click.echo(json.dumps(result.data(), indent=2 if pretty else None, ensure_ascii=False))
     if verbose:

@@ -485,6 +485,16 @@ class Extractor(_Common):
                 return event
         raise AssertionError("the attempt flow ended without a result")  # pragma: no cover
 
+    def preview(self, text: str, schema: Any, **options: Unpack[CallOptions]) -> GenerateRequest:
+        """The exact request the first attempt at ``text`` would send.
+
+        The server is asked for its version and the model's facts, as a call does; nothing is
+        generated. Raises as ``extract`` does before a request.
+        """
+        call = self._plan(text, schema, options)
+        self._facts(call)
+        return self._next_request(self._flow(call), call, partials=False)
+
     def stream(self, text: str, schema: Any, **options: Unpack[CallOptions]) -> Iterator[Event]:
         """Like ``extract``, but yield ``Partial`` values as the reply streams, an
         ``AttemptFailed`` before each re-ask, and finally the ``Extraction``. Raises as
