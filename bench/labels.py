@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import json
 import time
 from collections.abc import Sequence
 from typing import Any
@@ -117,7 +118,9 @@ def summary(name: str, picked: Sequence[ChoiceScores], gold: Sequence[str]) -> s
     return f"| {name} | {accuracy:.3f} | {positive:.2f} | {error:.3f} |"
 
 
-def run(client: httpx.Client, config: Config, items: Sequence[corpus.Item]) -> list[str]:
+def run(
+    client: httpx.Client, config: Config, items: Sequence[corpus.Item], records: list[Any]
+) -> list[str]:
     schema = sentiment_schema(config.definitions)
 
     def prompt(text: str) -> str:
@@ -132,12 +135,16 @@ def run(client: httpx.Client, config: Config, items: Sequence[corpus.Item]) -> l
         f"| **{config.name}** ({len(kept)}/{len(items)} scored; N/A prior {_shown(free)}) | | | |",
         summary("greedy", scores, gold),
     ]
+    strategies = {"greedy": scores}
     for name, prior in (
         ("content-free", Prior.from_scores([free] if free else [])),
         ("batch", batch),
     ):
-        fixed = [calibrated(s, prior) or s for s in scores]
-        rows.append(summary(name, fixed, gold))
+        strategies[name] = [calibrated(s, prior) or s for s in scores]
+        rows.append(summary(name, strategies[name], gold))
+    for i, label in enumerate(gold):
+        picked = {k: [v[i].options[v[i].chosen], v[i].confidence] for k, v in strategies.items()}
+        records.append({"config": config.name, "gold": label, **picked})
     return rows
 
 
@@ -151,15 +158,20 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--n", type=int, default=200, help="tweets to label (default 200)")
     parser.add_argument("--seed", type=int, default=0, help="which balanced sample")
+    parser.add_argument("--records", help="also write each item's labels to this JSONL file")
     args = parser.parse_args()
     items = corpus.load(args.n, seed=args.seed)
     started = time.monotonic()
     lines = ["| strategy | accuracy | share positive | ECE |", "|---|---|---|---|"]
+    records: list[Any] = []
     with serve(LlamaEngine()) as server, httpx.Client(base_url=server.url, timeout=600) as client:
         for config in CONFIGS:
-            lines += run(client, config, items)
+            lines += run(client, config, items, records)
     print(f"{len(items)} tweets, {DEFAULT_LOCAL_MODEL}, {time.monotonic() - started:.0f} s")
     print("\n".join(lines))
+    if args.records:
+        with open(args.records, "w", encoding="utf-8") as out:
+            out.writelines(json.dumps(r) + "\n" for r in records)
 
 
 if __name__ == "__main__":

@@ -35,8 +35,8 @@ def test_one_of_consts_with_descriptions() -> None:
     assert shape(schema) == (
         '{"category": "billing" | "bug" | "other"}\n'
         "Where:\n"
-        'category: what the ticket is about; "billing" = money, invoices, refunds;'
-        ' "bug" = something broken'
+        "category: what the ticket is about; billing = money, invoices, refunds;"
+        " bug = something broken"
     )
 
 
@@ -52,13 +52,13 @@ def test_enum_with_x_labels() -> None:
     assert shape(schema) == (
         '{"flag": true | false | null, "mood": "up" | "down"}\n'
         "Where:\n"
-        'flag: true = yes; null = unknown\nmood: "down" = sad or tired'
+        "flag: true = yes; null = unknown\nmood: down = sad or tired"
     )
 
 
 def test_a_root_choice_has_no_field_name() -> None:
     schema = {"enum": ["good", "bad"], "x-labels": {"good": "happy"}}
-    assert shape(schema) == '"good" | "bad"\nWhere:\n"good" = happy'
+    assert shape(schema) == '"good" | "bad"\nWhere:\ngood = happy'
 
 
 def test_descriptions_hidden_by_the_shape_are_listed() -> None:

@@ -16,7 +16,7 @@ placeholder (an enum, a boolean), and the meaning of each option of a choice fie
 
     {"category": "billing" | "technical", "summary": "<the request in one sentence>"}
     Where:
-    category: "billing" = payments, invoices, refunds; "technical" = errors, crashes
+    category: billing = payments, invoices, refunds; technical = errors, crashes
 
 Option meanings come from either of two forms: ``oneOf``/``anyOf`` alternatives that are each a
 ``const`` with a ``description`` (or ``title``), as JSON Schema has it, or the shorter
@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Literal
 
 from referencing.exceptions import Unresolvable
@@ -57,6 +57,7 @@ _LAYOUTS = {"date": "YYYY-MM-DD", "time": "HH:MM:SSZ", "date-time": "YYYY-MM-DDT
 _SPACES = re.compile(r"\s+")
 _HINT_TABLE = str.maketrans('"<>', "'()")  # a hint must not close its string or placeholder
 _PLACEHOLDER = re.compile(r"<[^<>\n]+>")
+_BARE = re.compile(r"[A-Za-z_][\w\-./ ]*(?<! )")  # a string option shown without quotes
 
 
 def render(index: SchemaIndex, style: Style) -> str:
@@ -102,13 +103,13 @@ def _echo(
     if isinstance(value, str):
         text = value.strip().lower()
         return parts if text in words and text not in document else None
-    items: Any = (
-        value.items()
-        if isinstance(value, dict)
-        else enumerate(value)
-        if isinstance(value, list)
-        else ()
-    )
+    items: Iterable[tuple[str | int, Any]]
+    if isinstance(value, dict):
+        items = value.items()
+    elif isinstance(value, list):
+        items = enumerate(value)
+    else:
+        return None
     for key, item in items:
         found = _echo(item, words, document, (*parts, key))
         if found is not None:
@@ -135,6 +136,18 @@ def check_labels(index: SchemaIndex) -> None:
                 raise SchemaError(
                     f"{LABELS} names {key!r}, which is not one of the enum's options", path=where
                 )
+
+
+def _option(value: Any) -> str:
+    """An option as named in the "Where:" block: a plain string bare (a quarter fewer tokens),
+    anything that could be misread (``true`` the string, ``a; b``) as JSON.
+
+    >>> [_option(v) for v in ("billing", "feature request", "true", "a=b", True, None)]
+    ['billing', 'feature request', '"true"', '"a=b"', 'true', 'null']
+    """
+    if isinstance(value, str) and _BARE.fullmatch(value) and value not in ("true", "false", "null"):
+        return value
+    return json.dumps(value, ensure_ascii=False)
 
 
 def _label_key(option: Any) -> str:
@@ -210,7 +223,7 @@ class _Shape:
     def describe(self, key: str, hint: str | None, labels: Sequence[tuple[Any, str]] = ()) -> None:
         """Note a field's description and its options' meanings for the "Where:" block."""
         said = [_cut(hint, MAX_NOTE)] if hint else []
-        said += [f"{json.dumps(v, ensure_ascii=False)} = {_cut(t, MAX_NOTE)}" for v, t in labels]
+        said += [f"{_option(v)} = {_cut(t, MAX_NOTE)}" for v, t in labels]
         if said:
             self.notes.setdefault(key, "; ".join(said))
 
