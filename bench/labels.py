@@ -1,6 +1,6 @@
 """Labels you can trust: accuracy and calibration of choice fields on the real model.
 
-    python -m bench.labels [--n 200] [--seed 0]
+    python -m bench.labels [--n 200] [--seed 0] [--records labels.jsonl]
 
 Labels ``--n`` tweets of the bench corpus (``bench/corpus.py``: airline tweets, half positive,
 half negative) with SmolLM2-135M (the llama.cpp engine behind ``extract.server``), one
@@ -16,7 +16,8 @@ request per tweet: extract's own prompt (``build_prompt``), the schema's grammar
 For each, the accuracy, the share of "positive" answers (the gold is 50%) and the expected
 calibration error (ECE, 10 equal bins) of the confidence reported beside the label. Each
 configuration changes the prompt: the generic task sentence or one naming the task, with or
-without definitions of the two labels in the schema (``x-labels``).
+without definitions of the two labels in the schema (``x-labels``). ``--records`` writes each
+tweet's gold label and each strategy's label and confidence, for a reliability diagram.
 """
 
 from __future__ import annotations
