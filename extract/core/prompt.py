@@ -6,11 +6,20 @@ document comes last, between ``<document>`` tags that its own text cannot forge.
 whole defence against instructions inside a document: a sentence telling the model to ignore
 them cost every document about 15 tokens, and the smallest models copied it into the values
 (P6 in bench/, SmolLM2-135M: 95% first-try valid with it, 100% without, same 10 messages).
+
+Worked examples (few-shot) sit between the shape and the document, each a document in the
+same tags followed by its value as compact JSON, so the model sees the very pattern it is to
+continue. They belong to the prompt's fixed part, and so to the cache key.
 """
 
 from __future__ import annotations
 
+import json
 import re
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+import pydantic
 
 from .. import errors
 from .schema import Schema
@@ -21,6 +30,7 @@ MAX_ERROR_CHARS = 500
 _TOO_LONG = (errors.RunawayOutput, errors.TruncatedOutput)
 # "<document>", "</ DOCUMENT >", "< document x=1>" ...: anything a reader could take for a tag.
 _TAG = re.compile(r"<(?=\s*/?\s*(?:document|reply)\b)", re.IGNORECASE)
+_DOCUMENT = "<document>\n"
 _LEADS: dict[str, str] = {
     "shape": "Respond using JSON only, in this shape:",
     "schema": "Respond using JSON only, valid against this JSON Schema:",
@@ -36,10 +46,67 @@ def neutralise_tags(text: str) -> str:
     return _TAG.sub("&lt;", text)
 
 
+Example = tuple[str, Any]
+"""A worked example: a document's text and the value to extract from it (JSON data)."""
+
+
+def check_examples(examples: Iterable[Any], schema: Schema) -> tuple[Example, ...]:
+    """The examples as (text, JSON value) pairs, each value checked against ``schema``.
+
+    A value may be JSON data or an instance of the schema's Pydantic model. Raises ConfigError
+    naming the example's index (from 0) and, for a value the schema rejects, the JSON path.
+
+    >>> check_examples([("Great!", "good")], Schema.load({"enum": ["good", "bad"]}))
+    (('Great!', 'good'),)
+    >>> check_examples([("Meh", "so-so")], Schema.load({"enum": ["good", "bad"]}))
+    Traceback (most recent call last):
+    ...
+    extract.errors.ConfigError: example 0: $: 'so-so' is not one of ['good', 'bad']
+    """
+    checked: list[Example] = []
+    for i, example in enumerate(examples):
+        if not isinstance(example, tuple | list) or len(example) != 2:
+            raise errors.ConfigError(f"example {i}: give a (text, value) pair")
+        text, value = example
+        if not isinstance(text, str):
+            raise errors.ConfigError(f"example {i}: the text must be a string")
+        if isinstance(value, pydantic.BaseModel):
+            value = value.model_dump(mode="json")
+        try:
+            json.dumps(value, allow_nan=False)
+            schema.validate(value)
+        except (TypeError, ValueError) as exc:
+            raise errors.ConfigError(f"example {i}: the value is not JSON data: {exc}") from None
+        except errors.SchemaMismatch as exc:
+            raise errors.ConfigError(f"example {i}: {exc.message}") from None
+        checked.append((text, value))
+    return tuple(checked)
+
+
+def prompt_head(prompt: str) -> str:
+    r"""The prompt without its document: everything before the last document tag (examples
+    included, since the document's own tags are defused).
+
+    >>> prompt_head("Task\n<document>\nText\n</document>")
+    'Task\n'
+    """
+    return prompt.rpartition(_DOCUMENT)[0]
+
+
+def _shown(text: str) -> str:
+    return f"{_DOCUMENT}{neutralise_tags(text)}\n</document>"
+
+
 def build_prompt(
-    text: str, schema: Schema, *, instructions: str | None = None, style: str = "shape"
+    text: str,
+    schema: Schema,
+    *,
+    instructions: str | None = None,
+    style: str = "shape",
+    examples: Sequence[Example] = (),
 ) -> str:
-    """The extraction prompt for one document.
+    """The extraction prompt for one document, with worked ``examples`` (see
+    :func:`check_examples`) after the shape.
 
     Raises ConfigError for an unknown ``style`` (``"shape"`` or ``"schema"``).
 
@@ -58,7 +125,14 @@ def build_prompt(
         )
     rendering = schema.render("shape" if style == "shape" else "schema")
     task = (instructions or DEFAULT_INSTRUCTIONS).strip()
-    return f"{task}\n{lead}\n{rendering}\n<document>\n{neutralise_tags(text)}\n</document>"
+    shown = [f"{task}\n{lead}\n{rendering}"]
+    if examples:
+        shown.append("Examples:")
+        for example_text, value in examples:
+            as_json = json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+            shown.append(f"{_shown(example_text)}\n{neutralise_tags(as_json)}")
+    shown.append(_shown(text))
+    return "\n".join(shown)
 
 
 def build_reask(

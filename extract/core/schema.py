@@ -35,7 +35,7 @@ from ..errors import ConfigError, SchemaError, SchemaMismatch
 from .formats import CHECKED_FORMATS, FORMAT_CHECKER
 from .grounding import Span, ground, grounded_paths
 from .schema_grammar import grammar_form
-from .schema_render import STYLES, Style, render
+from .schema_render import STYLES, Style, check_labels, placeholders, render
 from .schema_walk import Parts, SchemaIndex, json_path
 
 __all__ = ["CHECKED_FORMATS", "Schema", "bundled_schemas"]
@@ -194,6 +194,7 @@ class Schema:
                     path=json_path(tuple(error.absolute_path)),
                 )
             self._index = SchemaIndex(schema, schema.get("$schema", DEFAULT_DIALECT))
+            check_labels(self._index)
             self.grammar, self._notes = grammar_form(self._index)
         except RecursionError:
             raise SchemaError("the schema is nested too deeply") from None
@@ -304,6 +305,17 @@ class Schema:
         if style not in self._renderings:
             self._renderings[style] = render(self._index, style)
         return self._renderings[style]
+
+    @functools.cached_property
+    def placeholders(self) -> frozenset[str]:
+        """The ``<...>`` placeholders of the shape rendering: a reply that repeats one copied
+        the shape instead of reading the document (see ``schema_render.echoed_placeholder``)."""
+        return placeholders(self._index)
+
+    @property
+    def index(self) -> SchemaIndex:
+        """The checked schema document: subschema locations and local ``$ref`` lookup."""
+        return self._index
 
     def unenforced(self) -> list[str]:
         """What Ollama's grammar will not enforce, one ``"<JSON path>: <what>"`` line each.

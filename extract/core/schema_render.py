@@ -9,18 +9,33 @@ of the output's shape works far better. The default rendering is that shape::
 Strings show a quoted placeholder (the description when there is one), other scalars an
 unquoted one, enums their values joined by ``|``, arrays ``[<item>, ...]``. It is compact (every
 token costs time on every document) and deterministic (the prompt is a cache key).
+
+What the shape cannot hold goes in a "Where:" block below it, one line per field: a
+description cut short in its placeholder (in full), the description of a field that shows no
+placeholder (an enum, a boolean), and the meaning of each option of a choice field::
+
+    {"category": "billing" | "technical", "summary": "<the request in one sentence>"}
+    Where:
+    category: billing = payments, invoices, refunds; technical = errors, crashes
+
+Option meanings come from either of two forms: ``oneOf``/``anyOf`` alternatives that are each a
+``const`` with a ``description`` (or ``title``), as JSON Schema has it, or the shorter
+``"enum": [...]`` beside ``"x-labels": {"<option>": "<meaning>"}`` (a string option is its own
+key; any other option is keyed by its JSON, as in ``"true"`` or ``"null"``). The second keeps
+the grammar a plain enum.
 """
 
 from __future__ import annotations
 
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Literal
 
 from referencing.exceptions import Unresolvable
 
-from .schema_walk import SchemaIndex
+from ..errors import SchemaError
+from .schema_walk import SchemaIndex, json_path
 
 if TYPE_CHECKING:
     from .schema_walk import Scope
@@ -29,6 +44,8 @@ Style = Literal["shape", "schema"]
 STYLES: tuple[Style, ...] = ("shape", "schema")
 
 MAX_HINT = 60  # characters of a description used as a placeholder
+MAX_NOTE = 400  # characters of one description in the "Where:" block
+LABELS = "x-labels"  # {"<option>": "<what it means>"} beside an enum
 MAX_DEPTH = 8  # nesting shown before "<...>"
 _FORMAT_NAMES = {
     "email": "email address",
@@ -39,6 +56,8 @@ _FORMAT_NAMES = {
 _LAYOUTS = {"date": "YYYY-MM-DD", "time": "HH:MM:SSZ", "date-time": "YYYY-MM-DDTHH:MM:SSZ"}
 _SPACES = re.compile(r"\s+")
 _HINT_TABLE = str.maketrans('"<>', "'()")  # a hint must not close its string or placeholder
+_PLACEHOLDER = re.compile(r"<[^<>\n]+>")
+_BARE = re.compile(r"[A-Za-z_][\w\-./ ]*(?<! )")  # a string option shown without quotes
 
 
 def render(index: SchemaIndex, style: Style) -> str:
@@ -49,48 +68,171 @@ def render(index: SchemaIndex, style: Style) -> str:
     text = shape.render(index.root, index.resolver, (), "", None)
     if shape.optional:
         text += "\nOptional keys: " + ", ".join(dict.fromkeys(shape.optional))
+    if shape.notes:
+        lines = (f"{key}: {note}" if key else note for key, note in shape.notes.items())
+        text += "\nWhere:\n" + "\n".join(lines)
     return text
+
+
+def placeholders(index: SchemaIndex) -> frozenset[str]:
+    """Every ``<...>`` placeholder of the shape, such as ``<the request in one sentence>``."""
+    return frozenset(
+        _PLACEHOLDER.findall(_Shape(index).render(index.root, index.resolver, (), "", None))
+    )
+
+
+def echoed_placeholder(value: Any, shown: frozenset[str], document: str = "") -> str | None:
+    """The JSON path of the first string in ``value`` that repeats a placeholder of the shape.
+
+    A string matches when it is the placeholder (``<full name>``), or its words without the
+    brackets when there are several (``Full name``), ignoring case and outer spaces. A match
+    that the ``document`` itself contains is no echo.
+
+    >>> echoed_placeholder({"a": ["x", " <Full name>"]}, frozenset({"<full name>"}))
+    '$.a[1]'
+    """
+    words = {p.lower() for p in shown}
+    words |= {p[1:-1].lower() for p in shown if " " in p}
+    found = _echo(value, words, document.lower(), ())
+    return json_path(found) if found is not None else None
+
+
+def _echo(
+    value: Any, words: set[str], document: str, parts: tuple[str | int, ...]
+) -> tuple[str | int, ...] | None:
+    if isinstance(value, str):
+        text = value.strip().lower()
+        return parts if text in words and text not in document else None
+    items: Iterable[tuple[str | int, Any]]
+    if isinstance(value, dict):
+        items = value.items()
+    elif isinstance(value, list):
+        items = enumerate(value)
+    else:
+        return None
+    for key, item in items:
+        found = _echo(item, words, document, (*parts, key))
+        if found is not None:
+            return found
+    return None
+
+
+def check_labels(index: SchemaIndex) -> None:
+    """Raises SchemaError for an ``x-labels`` that is not a map of option → text, or that names
+    an option its enum does not have (a typo would otherwise go unseen)."""
+    for node, parts, _ in index.walk(index.root, (), None):
+        labels = node.get(LABELS)
+        if labels is None:
+            continue
+        where = json_path((*parts, LABELS))
+        options = node.get("enum")
+        if not isinstance(options, list):
+            raise SchemaError(f"{LABELS} needs an enum beside it", path=where)
+        if not isinstance(labels, Mapping) or not all(isinstance(v, str) for v in labels.values()):
+            raise SchemaError(f"{LABELS} must map each option to a text", path=where)
+        known = {_label_key(v) for v in options}
+        for key in labels:
+            if key not in known:
+                raise SchemaError(
+                    f"{LABELS} names {key!r}, which is not one of the enum's options", path=where
+                )
+
+
+def _option(value: Any) -> str:
+    """An option as named in the "Where:" block: a plain string bare (a quarter fewer tokens),
+    anything that could be misread (``true`` the string, ``a; b``) as JSON.
+
+    >>> [_option(v) for v in ("billing", "feature request", "true", "a=b", True, None)]
+    ['billing', 'feature request', '"true"', '"a=b"', 'true', 'null']
+    """
+    if isinstance(value, str) and _BARE.fullmatch(value) and value not in ("true", "false", "null"):
+        return value
+    return json.dumps(value, ensure_ascii=False)
+
+
+def _label_key(option: Any) -> str:
+    return option if isinstance(option, str) else json.dumps(option, ensure_ascii=False)
+
+
+def _clean(text: Any) -> str | None:
+    """A description on one line, or None when there is none."""
+    if not isinstance(text, str):
+        return None
+    return _SPACES.sub(" ", text).strip() or None
+
+
+def _cut(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
 
 
 def _hint(text: Any) -> str | None:
     """A description cut to one short line that cannot close a placeholder or a string."""
-    if not isinstance(text, str):
-        return None
-    text = _SPACES.sub(" ", text).strip().translate(_HINT_TABLE)
-    if len(text) > MAX_HINT:
-        text = text[: MAX_HINT - 1].rstrip() + "…"
-    return text or None
+    clean = _clean(text)
+    return _cut(clean.translate(_HINT_TABLE), MAX_HINT) if clean else None
 
 
 class _Shape:
     def __init__(self, index: SchemaIndex) -> None:
         self.index = index
         self.optional: list[str] = []
+        self.notes: dict[str, str] = {}  # dotted key -> its line in the "Where:" block
 
     def render(
         self, node: Any, resolver: Scope, stack: tuple[int, ...], key: str, hint: str | None
     ) -> str:
-        """``node`` as an example value; ``key`` is its dotted location for the optional list."""
+        """``node`` as an example value; ``key`` is its dotted location for the optional list,
+        ``hint`` the description that applies (the referring context's, else its own)."""
         if not isinstance(node, Mapping):
-            return "<nothing>" if node is False else f"<{hint or 'any JSON value'}>"
+            return (
+                "<nothing>" if node is False else f"<{self.short(hint, key) or 'any JSON value'}>"
+            )
         if len(stack) > MAX_DEPTH:
             return "<...>"
         resolver = self.index.enter(node, resolver)
-        hint = hint or _hint(node.get("description"))  # the referring context knows best
+        hint = hint or _clean(node.get("description"))  # the referring context knows best
         if isinstance(node.get("$ref"), str):
             return self.ref(node, resolver, stack, key, hint)
         if "const" in node:
+            self.describe(key, hint)
             return json.dumps(node["const"], ensure_ascii=False)
         if isinstance(node.get("enum"), list) and node["enum"]:
+            self.describe(key, hint, self.enum_labels(node))
             return " | ".join(json.dumps(v, ensure_ascii=False) for v in node["enum"])
         merged = self.merged(node, resolver)
         alternatives = merged.get("anyOf") or merged.get("oneOf")
         if isinstance(alternatives, list) and not any(k in merged for k in ("type", "properties")):
-            shown = [
-                self.render(alt, resolver, (*stack, id(node)), key, hint) for alt in alternatives
-            ]
+            if alternatives and all(isinstance(a, Mapping) and "const" in a for a in alternatives):
+                self.describe(key, hint, _const_labels(alternatives))
+                shown = [json.dumps(a["const"], ensure_ascii=False) for a in alternatives]
+            else:
+                shown = [
+                    self.render(alt, resolver, (*stack, id(node)), key, hint)
+                    for alt in alternatives
+                ]
             return " | ".join(dict.fromkeys(shown))
         return self.typed(merged, resolver, (*stack, id(node)), key, hint)
+
+    def short(self, hint: str | None, key: str) -> str | None:
+        """``hint`` fit for a placeholder; one cut short is noted in full under the shape."""
+        if hint is None:
+            return None
+        if len(hint) > MAX_HINT:
+            self.describe(key, hint)
+        return _hint(hint)
+
+    def describe(self, key: str, hint: str | None, labels: Sequence[tuple[Any, str]] = ()) -> None:
+        """Note a field's description and its options' meanings for the "Where:" block."""
+        said = [_cut(hint, MAX_NOTE)] if hint else []
+        said += [f"{_option(v)} = {_cut(t, MAX_NOTE)}" for v, t in labels]
+        if said:
+            self.notes.setdefault(key, "; ".join(said))
+
+    def enum_labels(self, node: Mapping[str, Any]) -> list[tuple[Any, str]]:
+        labels = node.get(LABELS)
+        if not isinstance(labels, Mapping):
+            return []
+        found = ((v, _clean(labels.get(_label_key(v)))) for v in node["enum"])
+        return [(v, text) for v, text in found if text]
 
     def ref(
         self,
@@ -151,7 +293,7 @@ class _Shape:
             elif "pattern" in node or "format" in node:
                 kinds = ["string"]
             else:
-                return f"<{hint}>" if hint else "<any JSON value>"
+                return f"<{self.short(hint, key) or 'any JSON value'}>"
         shown = [self.one(k, node, resolver, stack, key, hint) for k in kinds if k != "null"]
         if "null" in kinds:
             shown.append("null")
@@ -171,14 +313,16 @@ class _Shape:
         if kind == "array":
             return self.array(node, resolver, stack, key)
         if kind == "boolean":
+            self.describe(key, hint)
             return "true | false"
+        short = self.short(hint, key)
         if kind == "string":
             fmt: str = node["format"] if isinstance(node.get("format"), str) else ""
-            text = hint or _hint(_FORMAT_NAMES.get(fmt, fmt)) or "string"
+            text = short or _hint(_FORMAT_NAMES.get(fmt, fmt)) or "string"
             layout = _LAYOUTS.get(fmt)
             return f'"<{text}, {layout}>"' if layout else f'"<{text}>"'
         if kind in ("integer", "number"):
-            return f"<{hint}, {kind}>" if hint else f"<{kind}>"
+            return f"<{short}, {kind}>" if short else f"<{kind}>"
         return f"<{kind}>"
 
     def object(
@@ -216,3 +360,10 @@ class _Shape:
         if isinstance(items, Mapping) or items is True:
             return "[" + self.render(items, resolver, stack, f"{key}[]", None) + ", ...]"
         return "[]" if items is False else "<array>"
+
+
+def _const_labels(alternatives: list[Mapping[str, Any]]) -> list[tuple[Any, str]]:
+    found = (
+        (a["const"], _clean(a.get("description")) or _clean(a.get("title"))) for a in alternatives
+    )
+    return [(v, text) for v, text in found if text]

@@ -1,0 +1,189 @@
+"""Calibrated choices: the model's bias toward some options, measured and taken out.
+
+A small model leans toward some options whatever the document says (the first one listed,
+one it saw often). Its lean is measured by asking the same prompt about a document with no
+content, ``N/A`` ("content-free", as in Zhao et al. 2021, *Calibrate Before Use*): the option
+scores it gives then are its prior. The calibrated choice is the option whose score rose most
+over that prior, ``argmax(score - prior)``; its confidence is the softmax of those differences.
+A second prior needs no extra request: the mean scores over a batch of documents
+(:class:`RunningPrior`), for a batch large enough to hold every label.
+
+Scores are the normalised option log-probabilities of ``core.confidence``. Priors are keyed by
+the field's place in the schema (``$.items[].kind``), so one prior serves every item of an
+array. Everything here is pure; the client makes the ``N/A`` request and keeps a
+:class:`PriorCache`. A value changed by calibration must be validated again by the caller.
+"""
+
+from __future__ import annotations
+
+import collections
+import contextlib
+import dataclasses
+import math
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from .choices import option_key
+from .confidence import ChoiceScores
+from .prompt import prompt_head
+from .schema import Schema
+from .schema_walk import Parts
+
+CONTENT_FREE_DOCUMENT = "N/A"
+DEFAULT_CACHE_SIZE = 256
+
+PriorKey = tuple[str, str, str]
+"""(model, prompt without its document, schema fingerprint)."""
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Prior:
+    """The model's lean per field: field key → option (canonical JSON) → mean log-probability."""
+
+    fields: Mapping[str, Mapping[str, float]]
+
+    @classmethod
+    def from_scores(cls, scores: Iterable[ChoiceScores]) -> Prior:
+        """The prior from the scores of one reply (a content-free one) or of many (a batch):
+        each option's log-probability averaged over every occurrence of its field."""
+        running = RunningPrior()
+        running.add(scores)
+        return running.prior()
+
+
+class RunningPrior:
+    """Mean option scores over the replies seen so far: the batch prior, kept as it grows.
+
+    Not shared between threads without a lock of the caller's.
+    """
+
+    def __init__(self) -> None:
+        self._sums: dict[str, dict[str, float]] = collections.defaultdict(dict)
+        self._counts: dict[str, int] = collections.defaultdict(int)
+
+    def add(self, scores: Iterable[ChoiceScores]) -> None:
+        """Count the scored fields of one more reply (``score_choices(...).values()``)."""
+        for field in scores:
+            sums = self._sums[field.key]
+            for option, logprob in field.by_option().items():
+                sums[option] = sums.get(option, 0.0) + logprob
+            self._counts[field.key] += 1
+
+    def prior(self) -> Prior:
+        """The mean of each option's log-probability over the fields counted so far."""
+        fields = {
+            key: {o: s / self._counts[key] for o, s in sums.items()}
+            for key, sums in self._sums.items()
+        }
+        return Prior(fields)
+
+
+def calibrated(scores: ChoiceScores, prior: Prior) -> ChoiceScores | None:
+    """``scores`` with the prior taken out: the options' ``score - prior`` renormalised, and the
+    chosen option now the best of them (the reply's own choice on a tie).
+
+    None when the prior does not cover the field or one of its options.
+    """
+    lean = prior.fields.get(scores.key)
+    if lean is None:
+        return None
+    keys = [option_key(o) for o in scores.options]
+    if any(k not in lean for k in keys):
+        return None
+    shifted = [lp - lean[k] for lp, k in zip(scores.logprobs, keys, strict=True)]
+    top = max(shifted)
+    norm = top + math.log(sum(math.exp(s - top) for s in shifted))
+    normalised = tuple(s - norm for s in shifted)
+    best = scores.chosen
+    for i, s in enumerate(normalised):
+        if s > normalised[best]:
+            best = i
+    return dataclasses.replace(scores, logprobs=normalised, chosen=best)
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Calibration:
+    """A value after calibration: the value, the calibrated scores, the paths whose value
+    changed (validate the value again when any did)."""
+
+    value: Any
+    scores: dict[str, ChoiceScores]
+    changed: tuple[str, ...]
+
+
+def calibrate(value: Any, scores: Mapping[str, ChoiceScores], prior: Prior) -> Calibration:
+    """Calibrate every scored field of ``value`` (JSON data) against ``prior``.
+
+    Fields the prior does not cover keep their value and their scores. ``value`` itself is not
+    changed: a changed field is written into a copy (see :func:`replace_at`).
+    """
+    out: dict[str, ChoiceScores] = {}
+    changed: list[str] = []
+    for path, field in scores.items():
+        fixed = calibrated(field, prior)
+        if fixed is None:
+            out[path] = field
+            continue
+        out[path] = fixed
+        if fixed.chosen != field.chosen:
+            value = replace_at(value, field.parts, fixed.options[fixed.chosen])
+            changed.append(path)
+    return Calibration(value, out, tuple(changed))
+
+
+def replace_at(value: Any, parts: Parts, new: Any) -> Any:
+    """A copy of ``value`` with the item at ``parts`` replaced by ``new``; the containers along
+    the path are copied, the rest shared. Raises KeyError or IndexError when there is no item
+    at ``parts``.
+
+    >>> replace_at({"a": [1, 2]}, ("a", 1), 5)
+    {'a': [1, 5]}
+    """
+    if not parts:
+        return new
+    head, rest = parts[0], parts[1:]
+    if isinstance(value, dict) and isinstance(head, str):
+        return {**value, head: replace_at(value[head], rest, new)}
+    if isinstance(value, list) and isinstance(head, int):
+        copy = list(value)
+        copy[head] = replace_at(value[head], rest, new)
+        return copy
+    raise KeyError(head)
+
+
+def prior_key(model: str, prompt: str, schema: Schema) -> PriorKey:
+    """What a content-free prior depends on: the model, the prompt before its document (task,
+    shape, examples) and the schema."""
+    return (model, prompt_head(prompt), schema.fingerprint)
+
+
+class PriorCache:
+    """The last ``size`` priors by :data:`PriorKey`, least recently used dropped first.
+
+    Each method is one or two dict operations, so threads may share a cache: at worst two of
+    them ask for the same prior once each.
+    """
+
+    def __init__(self, size: int = DEFAULT_CACHE_SIZE) -> None:
+        self.size = size
+        self._items: collections.OrderedDict[PriorKey, Prior] = collections.OrderedDict()
+
+    def get(self, key: PriorKey) -> Prior | None:
+        """The prior kept for ``key``, or None."""
+        prior = self._items.get(key)
+        if prior is not None:
+            with contextlib.suppress(KeyError):  # dropped by another thread meanwhile
+                self._items.move_to_end(key)
+        return prior
+
+    def put(self, key: PriorKey, prior: Prior) -> None:
+        """Keep ``prior`` for ``key``, dropping the oldest beyond ``size``."""
+        self._items[key] = prior
+        while len(self._items) > self.size:
+            try:
+                self._items.popitem(last=False)
+            except KeyError:
+                break
+
+    def __len__(self) -> int:
+        return len(self._items)
