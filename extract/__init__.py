@@ -10,7 +10,8 @@ See ``extract.errors`` for the error tree and ``Labeling`` for many documents.
 from ._version import __version__
 from .batch import Cache, Labeling, Record
 from .batch.evaluation import EvalReport, evaluate
-from .client.extractor import AsyncExtractor, CallOptions, Extractor
+from .client.calls import CallOptions
+from .client.extractor import AsyncExtractor, Extractor
 from .core.grounding import Span, grounded
 from .core.result import Attempt, AttemptFailed, Extraction, Partial
 from .core.schema import CHECKED_FORMATS, Schema, bundled_schemas

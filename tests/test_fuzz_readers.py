@@ -25,7 +25,8 @@ from hypothesis import strategies as st
 from extract import ExtractionFailed, Extractor
 from extract.batch.records import read_jsonl
 from extract.client.config import Settings
-from extract.client.transport import LineSplitter, ReplyReader, Transport
+from extract.client.replies import LineSplitter, ReplyReader
+from extract.client.transport import Transport
 from extract.errors import (
     InputError,
     OutputError,

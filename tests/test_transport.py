@@ -10,7 +10,8 @@ import pytest
 
 from extract import errors
 from extract.client.config import Settings
-from extract.client.transport import AsyncTransport, LineSplitter, ReplyReader, Transport
+from extract.client.replies import LineSplitter, ReplyReader
+from extract.client.transport import AsyncTransport, Transport
 from extract.core.wire import GenerateRequest, GenerateResult
 from extract.server import Reply, ScriptedEngine, serve
 

@@ -14,7 +14,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from extract.client.config import Settings
-from extract.client.transport import AsyncTransport, ReplyReader, Transport
+from extract.client.replies import ReplyReader
+from extract.client.transport import AsyncTransport, Transport
 from extract.core.wire import GenerateRequest, GenerateResult, TokenLogprob
 from extract.server import Reply, ScriptedEngine, serve
 

@@ -13,7 +13,8 @@ from typing import Any
 
 import tenacity
 
-from ..client.extractor import AsyncExtractor, check_text
+from ..client.checks import check_text
+from ..client.extractor import AsyncExtractor
 from ..core.result import Extraction, total_usage
 from ..core.schema import Schema
 from ..errors import ExtractError, ExtractionFailed, OutputError, TransportError

@@ -27,8 +27,9 @@ from typing import Any, Unpack
 import httpx
 
 from ..client.backoff import check_retry
+from ..client.calls import CallOptions
 from ..client.config import DEFAULT_TRANSPORT_ATTEMPTS, Settings
-from ..client.extractor import AsyncExtractor, CallOptions
+from ..client.extractor import AsyncExtractor
 from ..core.schema import Schema
 from ..errors import ConfigError, ExtractError
 from .cache import Cache

@@ -20,7 +20,8 @@ from ..batch.progress import Progress, Tally
 from ..batch.records import Document, OutputFile, count_lines, open_csv, read_csv, read_jsonl
 from ..batch.session import Labeling
 from ..batch.tables import export, read_parquet
-from ..client.extractor import CallOptions, Extractor
+from ..client.calls import CallOptions
+from ..client.extractor import Extractor
 from .common import call_options, local_server, model_options
 
 EXIT_SOME_FAILED = 1

@@ -9,7 +9,8 @@ from typing import Any
 
 import click
 
-from ..client.extractor import CallOptions, Extractor
+from ..client.calls import CallOptions
+from ..client.extractor import Extractor
 from ..core.result import AttemptFailed, Extraction, Partial
 from .common import call_options, local_server, model_options
 

@@ -16,18 +16,22 @@ from typing import Any
 import partial_json_parser
 
 from ..errors import ConfigError, ExtractionFailed, OutputError, SchemaMismatch, TruncatedOutput
+from .confidence import score_choices
 from .decode import candidates, decode_with_stage
 from .grounding import Span
 from .guard import StreamGuard
 from .prompt import build_reask
 from .result import Attempt, Extraction
 from .schema import Schema
+from .schema_render import echoed_placeholder
 from .schema_walk import Parts, json_path
 from .wire import Format, GenerateRequest, GenerateResult, Metrics
 
 SCHEMA_FORMAT_SINCE = (0, 5, 0)
 # Servers since 0.12.6 take `truncate: false` and refuse an over-long prompt instead of cutting it.
 TRUNCATE_FLAG_SINCE = (0, 12, 6)
+# Servers since 0.12.11 return log-probabilities when asked.
+LOGPROBS_SINCE = (0, 12, 11)
 
 
 class AttemptFlow:
@@ -119,8 +123,16 @@ class AttemptFlow:
                 self.attempts.append(
                     Attempt(number, raw, None, metrics, done_reason, transport_retries)
                 )
+                choices = score_choices(self.schema, raw, reply.logprobs)
                 return Extraction(
-                    value, raw, tuple(self.attempts), self.model, self.host, spans=self.spans
+                    value,
+                    raw,
+                    tuple(self.attempts),
+                    self.model,
+                    self.host,
+                    spans=self.spans,
+                    confidence={path: c.confidence for path, c in choices.items()},
+                    choices=choices,
                 )
         attempt = Attempt(number, raw, error, metrics or Metrics(), done_reason, transport_retries)
         self.attempts.append(attempt)
@@ -172,6 +184,12 @@ class AttemptFlow:
         or its key goes, where the schema allows either; otherwise SchemaMismatch (re-ask).
         """
         validated = self.schema.validate(value)
+        echo = echoed_placeholder(value, self.schema.placeholders, self.document or "")
+        if echo is not None:
+            raise SchemaMismatch(
+                "this repeats the shape's placeholder; write the value taken from the document",
+                path=echo,
+            )
         if not self.schema.grounded or self.document is None:
             return validated
         spans, missing = self.schema.ground(value, self.document)

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any, Generic, TypeVar
 
 from ..errors import ExtractError
+from .confidence import ChoiceScores
 from .grounding import Span
 from .wire import Metrics
 
@@ -54,6 +55,13 @@ class Extraction(Generic[T]):
     ``usage`` sums the counters of every attempt, including failed ones. ``chunks`` is the
     number of pieces a long document was read in (1: whole); ``spans`` says where each value of
     a grounded field (``x-grounded``) occurs in the document.
+
+    ``confidence`` maps the JSON path of each choice field (enum, boolean, const) to the
+    model's own probability for the chosen option against the others, from the server's
+    log-probabilities (after calibration when it was on); with ``samples``, it maps every
+    field to the share of samples that agreed with the value. It is the model's belief, not a
+    guarantee, and empty when the server gave no log-probabilities. ``choices`` holds each
+    choice field's option scores.
     """
 
     value: T
@@ -63,6 +71,8 @@ class Extraction(Generic[T]):
     host: str
     chunks: int = 1
     spans: tuple[Span, ...] = ()
+    confidence: Mapping[str, float] = dataclasses.field(default_factory=dict)
+    choices: Mapping[str, ChoiceScores] = dataclasses.field(default_factory=dict)
 
     @property
     def usage(self) -> Metrics:

@@ -307,6 +307,17 @@ class Schema:
         return self._renderings[style]
 
     @functools.cached_property
+    def has_choices(self) -> bool:
+        """Whether any value is a choice among options (enum, const, boolean): the fields
+        whose confidence log-probabilities can give."""
+        for node, _, _ in self._index.walk(self._index.root, (), None):
+            kinds = node.get("type")
+            kinds = kinds if isinstance(kinds, list) else [kinds]
+            if "enum" in node or "const" in node or "boolean" in kinds:
+                return True
+        return False
+
+    @functools.cached_property
     def placeholders(self) -> frozenset[str]:
         """The ``<...>`` placeholders of the shape rendering: a reply that repeats one copied
         the shape instead of reading the document (see ``schema_render.echoed_placeholder``)."""

@@ -49,7 +49,7 @@ import pyarrow as pa
 
 from ..batch.records import Record
 from ..batch.session import Labeling
-from ..client.extractor import CallOptions
+from ..client.calls import CallOptions
 from ..core.schema import Schema
 from ..errors import ConfigError, ExtractError, InputError, OutputError
 from ._arrow import arrow_type, to_arrow

@@ -1,0 +1,386 @@
+"""One call planned: the call options, the request built from the field table, the server
+facts it needs, and what its outcome adds (confidence, calibration, chunks, samples).
+
+``Planner`` holds everything the sync and async extractors share; they differ only where they
+wait (``extractor.py``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import re
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, Literal, TypedDict, TypeVar, Unpack
+
+import httpx
+import tenacity
+from pydantic import BaseModel
+
+from ..core.calibration import (
+    CONTENT_FREE_DOCUMENT,
+    Prior,
+    PriorCache,
+    PriorKey,
+    prior_key,
+)
+from ..core.confidence import score_choices
+from ..core.flow import (
+    LOGPROBS_SINCE,
+    TRUNCATE_FLAG_SINCE,
+    AttemptFlow,
+    choose_format,
+    server_at_least,
+)
+from ..core.images import ImageInput
+from ..core.prompt import build_prompt, check_examples
+from ..core.result import AttemptFailed, Extraction, Partial
+from ..core.schema import Schema
+from ..core.wire import GIVEN_FIELDS, GenerateRequest, GenerateResult, Think
+from ..errors import (
+    BadRequest,
+    ConfigError,
+    DocumentTooLong,
+    OutputError,
+)
+from .backoff import Retry, check_retry
+from .checks import GIVEN_CHECKS, check_keep_alive, check_options, check_text
+from .config import (
+    DEFAULT_MAX_ATTEMPTS,
+    DEFAULT_NUM_CTX,
+    DEFAULT_NUM_PREDICT,
+    DEFAULT_TRANSPORT_ATTEMPTS,
+    MIN_TIMED_TOKENS,
+    STREAM_WORTH_SECONDS,
+    Settings,
+    TimeoutArg,
+    resolve_model,
+    resolve_timeout,
+)
+
+M = TypeVar("M", bound=BaseModel)
+R = TypeVar("R")
+FormatMode = Literal["auto", "json", "schema"] | None
+Event = Partial[Any] | AttemptFailed | Extraction[Any]
+Fact = Literal["version", "show"]
+Chunk = int | Literal["auto"] | None
+
+# The smallest piece a long document may be split into.
+MIN_CHUNK = 100
+# Alternatives per generated token asked of the server: Ollama's most.
+TOP_LOGPROBS = 20
+_PARAMETER_NUM_CTX = re.compile(r"^num_ctx\s+(\d+)\s*$", re.MULTILINE)
+
+
+class CallOptions(TypedDict, total=False):
+    """What can be set per Extractor and overridden per call.
+
+    Besides extract's own settings, every request field a caller sets as given (see
+    ``core.wire.REQUEST_FIELDS``) is here under its Ollama name.
+    """
+
+    format: FormatMode
+    max_attempts: int
+    retry: Retry
+    instructions: str | None
+    rendering: Literal["shape", "schema"]
+    stream: bool | None
+    timeout: TimeoutArg
+    options: Mapping[str, Any] | None
+    chunk: Chunk
+    merge: Callable[[list[Any]], Any] | None
+    confidence: bool
+    calibrate: bool
+    samples: int
+    examples: Sequence[tuple[str, Any]] | None
+    # Request fields copied as given:
+    suffix: str | None
+    images: Sequence[ImageInput] | None
+    system: str | None
+    template: str | None
+    context: Sequence[int] | None
+    raw: bool | None
+    keep_alive: float | str | None
+    think: Think | None
+    truncate: bool | None
+    shift: bool | None
+    logprobs: bool | None
+    top_logprobs: int | None
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Call:
+    """One extract() call, planned: everything but what the server must tell us."""
+
+    schema: Schema
+    request: GenerateRequest
+    format_mode: FormatMode
+    max_attempts: int
+    retry: tenacity.BaseRetrying
+    stream: bool | None
+    timeout: httpx.Timeout | None
+    text: str
+    chunk: Chunk = None
+    merge: Callable[[list[Any]], Any] | None = None
+    truncate_given: bool = False
+    confidence: bool = True
+    calibrate: bool = True
+    samples: int = 1
+    given: CallOptions = dataclasses.field(default_factory=lambda: CallOptions())
+
+
+class Planner:
+    def __init__(
+        self, model: str | None, host: str | None, api_key: str | None, options: CallOptions
+    ) -> None:
+        self.model = resolve_model(model)
+        self.settings = Settings.resolve(host, api_key=api_key, timeout=options.get("timeout"))
+        self.defaults: CallOptions = {"format": "auto", **options}
+        # Check the defaults now rather than on the first document.
+        if self.defaults.get("format") not in ("auto", "json", "schema", None):
+            raise ConfigError(
+                f"format={options.get('format')!r}: use 'auto', 'json', 'schema' or None"
+            )
+        check_options(options.get("options") or {})
+        if (keep_alive := options.get("keep_alive")) is not None:
+            check_keep_alive(keep_alive)
+        check_retry(options.get("retry", DEFAULT_TRANSPORT_ATTEMPTS))
+        self._version: str | None = None
+        self._capabilities: list[str] | None = None
+        self._shown = False
+        # From /api/show: the context the model was trained for, and its Modelfile's num_ctx.
+        self.context_length: int | None = None
+        self._modelfile_num_ctx: int | None = None
+        # The model's lean over each choice field's options, per prompt head and schema.
+        self.priors = PriorCache()
+        # Seconds the server took per generated token in its latest timed reply.
+        self._token_seconds: float | None = None
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(model={self.model!r}, host={self.settings.host!r})"
+
+    def _plan(self, text: str, schema: Any, overrides: CallOptions) -> Call:
+        opts: CallOptions = {**self.defaults, **overrides}
+        merged = {**(self.defaults.get("options") or {}), **(overrides.get("options") or {})}
+        options = check_options(merged)
+        options.setdefault("num_predict", DEFAULT_NUM_PREDICT)
+        loaded = Schema.load(schema)
+        prompt = build_prompt(
+            check_text(text),
+            loaded,
+            instructions=opts.get("instructions"),
+            style=opts.get("rendering", "shape"),
+            examples=check_examples(opts.get("examples") or (), loaded),
+        )
+        samples = opts.get("samples", 1)
+        if isinstance(samples, bool) or not isinstance(samples, int) or samples < 1:
+            raise ConfigError(f"samples={samples!r}: give a number of samples (≥ 1)")
+        if samples > 1 and options.get("temperature") == 0:
+            raise ConfigError("samples need sampling: leave temperature unset, or above 0")
+        request: GenerateRequest = {"model": self.model, "prompt": prompt, "options": options}
+        given: dict[str, Any] = {}
+        for name in GIVEN_FIELDS:
+            value = opts.get(name)
+            if value is not None:
+                check = GIVEN_CHECKS.get(name)
+                given[name] = check(value) if check is not None else value
+        request.update(given)  # type: ignore[typeddict-item]
+        if request.get("raw") and any(k in request for k in ("system", "template", "context")):
+            raise ConfigError("raw=True cannot be combined with system, template or context")
+        timeout = overrides.get("timeout")
+        stream = opts.get("stream")
+        if stream is not None and not isinstance(stream, bool):
+            raise ConfigError(f"stream={stream!r}: use True, False or None (decide by speed)")
+        chunk = opts.get("chunk")
+        if chunk not in (None, "auto") and (
+            isinstance(chunk, bool) or not isinstance(chunk, int) or chunk < MIN_CHUNK
+        ):
+            raise ConfigError(f"chunk={chunk!r}: give 'auto' or at least {MIN_CHUNK} characters")
+        return Call(
+            schema=loaded,
+            request=request,
+            format_mode=opts.get("format", "auto"),
+            max_attempts=opts.get("max_attempts", DEFAULT_MAX_ATTEMPTS),
+            retry=check_retry(opts.get("retry", DEFAULT_TRANSPORT_ATTEMPTS)),
+            stream=stream,
+            timeout=resolve_timeout(timeout) if timeout is not None else None,
+            text=text,
+            chunk=chunk,
+            merge=opts.get("merge"),
+            truncate_given="truncate" in request,
+            confidence=opts.get("confidence", True),
+            calibrate=opts.get("calibrate", True),
+            samples=samples,
+            given=overrides,
+        )
+
+    def _missing(self, call: Call) -> list[Fact]:
+        """The server facts this call needs and this extractor has not asked for yet."""
+        facts: list[Fact] = []
+        if self._version is None:
+            facts.append("version")
+        if not self._shown:
+            facts.append("show")
+        return facts
+
+    def _learn(self, fact: Fact, answer: Any) -> None:
+        if fact == "version":
+            self._version = str(answer)
+        else:
+            show = answer if isinstance(answer, dict) else {}
+            caps = show.get("capabilities")
+            self._capabilities = [str(c) for c in caps] if isinstance(caps, list) else None
+            info = show.get("model_info")
+            trained = [
+                v
+                for k, v in (info.items() if isinstance(info, dict) else ())
+                if k.endswith(".context_length") and type(v) is int and v > 0
+            ]
+            self.context_length = trained[0] if trained else None
+            params = show.get("parameters")
+            found = _PARAMETER_NUM_CTX.search(params) if isinstance(params, str) else None
+            self._modelfile_num_ctx = int(found.group(1)) if found else None
+            self._shown = True
+
+    def num_ctx(self, options: Mapping[str, Any]) -> int:
+        """The context a request runs with, as Ollama works it out: the ``num_ctx`` option,
+        else the model's Modelfile (``PARAMETER num_ctx``, seen in /api/show), else Ollama's
+        default (``DEFAULT_NUM_CTX``); never more than the model was trained for."""
+        wanted = options.get("num_ctx") or self._modelfile_num_ctx or DEFAULT_NUM_CTX
+        return min(wanted, self.context_length) if self.context_length else int(wanted)
+
+    def context(self, call: Call) -> int:
+        """The context ``call`` runs with (see :meth:`num_ctx`)."""
+        return self.num_ctx(call.request.get("options", {}))
+
+    def _flow(self, call: Call) -> AttemptFlow:
+        """Apply what the server said (version, model capabilities) and start the flow."""
+        request = call.request.copy()
+        if self._scores(call):
+            # What a choice field's confidence is read from; the server computes it per token.
+            request.setdefault("logprobs", True)
+            request.setdefault("top_logprobs", TOP_LOGPROBS)
+        fmt = choose_format(call.format_mode, call.schema, self._version or "")
+        if fmt is not None:
+            request["format"] = fmt
+        if "truncate" not in request and server_at_least(self._version, TRUNCATE_FLAG_SINCE):
+            # Ollama cuts an over-long prompt from the middle, instructions first; told not to,
+            # it refuses instead, and the refusal is a DocumentTooLong.
+            request["truncate"] = False
+        caps = self._capabilities or []
+        if "think" not in request and "thinking" in caps:
+            # A schema constrains from the first token; with thinking on, the JSON would
+            # land in `thinking` and `response` would be empty.
+            request["think"] = False
+        if "images" in request and self._capabilities is not None and "vision" not in caps:
+            raise BadRequest(
+                f"model {self.model!r} cannot read images (no 'vision' capability); "
+                "use a vision model such as llava or llama3.2-vision",
+                status=400,
+                host=self.settings.host,
+                model=self.model,
+            )
+        return AttemptFlow(
+            schema=call.schema,
+            request=request,
+            max_attempts=call.max_attempts,
+            host=self.settings.host,
+            document=call.text,
+        )
+
+    def _scores(self, call: Call) -> bool:
+        """Whether this call's choice fields get a confidence (the server must be able to)."""
+        return (
+            call.confidence
+            and call.schema.has_choices
+            and server_at_least(self._version, LOGPROBS_SINCE)
+        )
+
+    def _prior_key(self, call: Call) -> PriorKey | None:
+        """Where this call's content-free prior is kept, or None when it is not calibrated."""
+        if not (call.calibrate and self._scores(call)):
+            return None
+        # A system prompt or template changes the model's lean as much as the task does.
+        lean = f"{self.model}\n{call.request.get('system', '')}\n{call.request.get('template', '')}"
+        return prior_key(lean, call.request.get("prompt", ""), call.schema)
+
+    def _content_free(self, call: Call) -> GenerateRequest:
+        """The request for the same prompt about a document with no content (see
+        ``core.calibration``), sent once and not streamed."""
+        blank = self._plan(CONTENT_FREE_DOCUMENT, call.schema, {**call.given, "chunk": None})
+        request = self._flow(blank).request()
+        request["stream"] = False
+        return request
+
+    def _learn_prior(self, key: PriorKey, call: Call, reply: GenerateResult | None) -> Prior:
+        """The prior read from the content-free reply (empty when there was none), kept."""
+        scores = score_choices(call.schema, reply.text, reply.logprobs) if reply else {}
+        prior = Prior.from_scores(scores.values())
+        self.priors.put(key, prior)
+        return prior
+
+    def cache_key(self, text: str, schema: Any, **options: Unpack[CallOptions]) -> str:
+        """A content address for this call: model, final prompt, schema, format and options.
+
+        Two calls with the same key send the same request, so a validated value can be reused.
+        Raises as planning a call does (InputError, SchemaError, ConfigError).
+        """
+        call = self._plan(text, schema, options)
+        request = {k: v for k, v in call.request.items() if k not in ("stream", "keep_alive")}
+        material = {
+            "request": request,
+            "schema": call.schema.fingerprint,
+            "format": call.format_mode,
+            "chunk": call.chunk,
+        }
+        blob = json.dumps(material, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+        return hashlib.sha256(blob.encode("utf-8", "surrogatepass")).hexdigest()
+
+    def _next_request(self, flow: AttemptFlow, call: Call, partials: bool) -> GenerateRequest:
+        """The next attempt's request, streamed always for partials or when told; otherwise only
+        while a runaway reply could cost the server ``STREAM_WORTH_SECONDS`` or more."""
+        if partials and call.stream is False:
+            raise ConfigError("stream=False gives no partial values; call extract() instead")
+        request = flow.request()
+        if partials or call.stream is not None:
+            request["stream"] = partials or bool(call.stream)
+            return request
+        budget = call.request.get("options", {}).get("num_predict")
+        fast = self._token_seconds is not None and isinstance(budget, int) and budget >= 0
+        request["stream"] = not fast or budget * self._token_seconds >= STREAM_WORTH_SECONDS  # type: ignore[operator]
+        return request
+
+    def _outcome(
+        self, call: Call, flow: AttemptFlow, reply: GenerateResult | OutputError, retries: int
+    ) -> Extraction[Any] | AttemptFailed:
+        """Record one attempt: the Extraction, or AttemptFailed before a re-ask.
+
+        Raises ExtractionFailed after the last allowed attempt, and DocumentTooLong when the
+        server cut the prompt.
+        """
+        if isinstance(reply, GenerateResult):
+            tokens, nanos = reply.metrics.eval_count, reply.metrics.eval_duration
+            if tokens and nanos and tokens >= MIN_TIMED_TOKENS:
+                self._token_seconds = nanos / tokens / 1e9
+            self._check_cut(call, flow.base, reply)
+        done = flow.record(reply, transport_retries=retries)
+        return done if done is not None else AttemptFailed(flow.attempts[-1])
+
+    def _check_cut(self, call: Call, request: GenerateRequest, reply: GenerateResult) -> None:
+        """A server too old for ``truncate: false`` cuts an over-long prompt silently; the cut
+        prompt fills the context exactly (``num_ctx`` tokens, or one less on llama-server), so
+        a prompt that filled it was cut. Raises DocumentTooLong then."""
+        if call.truncate_given or request.get("truncate") is False:
+            return  # the caller chose, or the server refuses rather than cuts
+        counted = reply.metrics.prompt_eval_count
+        context = self.num_ctx(request.get("options", {}))
+        if counted and counted >= context - 1:
+            raise DocumentTooLong(
+                f"the prompt filled the model's whole context ({counted} of {context} tokens): "
+                "the server cut it, dropping part of the instructions or the document; split "
+                "the document (chunk=), raise num_ctx, or shorten it",
+                chars=len(call.text),
+                tokens=counted,
+                context=context,
+            )
