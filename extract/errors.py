@@ -24,6 +24,7 @@ whether trying again can help. The retry logic reads the class, never flags::
     │   ├── RunawayOutput           aborted: whitespace flood, size cap or a token loop
     │   ├── InvalidJSON             no JSON value could be read from the reply
     │   └── SchemaMismatch          valid JSON that breaks the schema (.path)
+    │       └── PlaceholderEcho     a value copied from the shape's placeholder (.path)
     └── ExtractionFailed            every attempt failed (.attempts, .raw, .last_error)
 
 Messages name the host and model involved and never contain the API key.
@@ -51,6 +52,7 @@ __all__ = [
     "InvalidJSON",
     "ModelNotFound",
     "OutputError",
+    "PlaceholderEcho",
     "RequestRejected",
     "RequestTimeout",
     "RunawayOutput",
@@ -270,6 +272,11 @@ class SchemaMismatch(OutputError):
 
     def to_dict(self) -> dict[str, Any]:
         return {**super().to_dict(), "path": self.path}
+
+
+class PlaceholderEcho(SchemaMismatch):
+    """A value that repeats the shape's placeholder (``<the request in one sentence>``): the
+    model copied the prompt instead of reading the document."""
 
 
 class ExtractionFailed(ExtractError):

@@ -29,9 +29,11 @@ class Tally:
     output_tokens: int = 0
     resumed: int = 0
     resumed_failed: int = 0
+    review: int = 0
 
-    def add(self, record: Record) -> None:
+    def add(self, record: Record, *, review: bool = False) -> None:
         self.records += 1
+        self.review += review
         self.cached += record.cached
         if record.ok:
             self.ok += 1
@@ -63,6 +65,8 @@ class Tally:
             f"{self.output_tokens / wall:.1f} output tokens/s",
             f"wall time {wall:.1f} s; {self.records / wall:.1f} docs/s",
         ]
+        if self.review:
+            lines.append(f"marked for review (under --min-confidence): {self.review}")
         if duplicates := self.failed["DuplicateId"]:
             lines.append(
                 f"lines repeating an earlier line's id: {duplicates}, not labelled "
@@ -94,8 +98,8 @@ class Progress:
                 smoothing=0.05,
             )
 
-    def update(self, record: Record) -> None:
-        self.tally.add(record)
+    def update(self, record: Record, *, review: bool = False) -> None:
+        self.tally.add(record, review=review)
         if self._bar is not None:
             self._bar.set_postfix_str(
                 f"ok={self.tally.ok} failed={self.tally.failures}", refresh=False

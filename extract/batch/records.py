@@ -62,11 +62,19 @@ class Record:
     line: int | None = None
     chunks: int = 1
     spans: tuple[Span, ...] = ()
+    confidence: Mapping[str, float] = dataclasses.field(default_factory=dict)
+    samples: int = 1
+
+    @property
+    def min_confidence(self) -> float | None:
+        """The record's confidence: its least confident field's, or None when it has none."""
+        return min(self.confidence.values()) if self.confidence else None
 
     def to_json(self) -> dict[str, Any]:
         """The output line: ``{"id", "line", "ok", "value" | "error", "attempts", "usage",
-        "cached"}``, plus ``"chunks"`` for a document read in pieces and ``"spans"`` where
-        grounded values were found."""
+        "cached"}``, plus ``"chunks"`` for a document read in pieces, ``"spans"`` where
+        grounded values were found, ``"confidence"`` per choice field (per field, as
+        ``"agreement"`` too, with ``"samples"``) and the record's ``"min_confidence"``."""
         out: dict[str, Any] = {"id": self.id, "line": self.line, "ok": self.ok}
         if self.ok:
             dump = getattr(self.value, "model_dump", None)
@@ -78,6 +86,13 @@ class Record:
             out["chunks"] = self.chunks
         if self.spans:
             out["spans"] = [span.to_dict() for span in self.spans]
+        if self.confidence:
+            out["confidence"] = {path: round(p, 4) for path, p in self.confidence.items()}
+            out["min_confidence"] = round(min(self.confidence.values()), 4)
+        if self.samples > 1:
+            # With samples, the confidence is the share of samples that agreed.
+            out["samples"] = self.samples
+            out["agreement"] = out.get("confidence", {})
         return out
 
 

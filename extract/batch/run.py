@@ -202,6 +202,8 @@ class BatchRun:
                 line=doc.line,
                 chunks=result.chunks,
                 spans=result.spans,
+                confidence=result.confidence,
+                samples=result.samples,
             )
         raise AssertionError("unreachable: the last round returns")  # pragma: no cover
 

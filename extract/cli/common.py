@@ -7,6 +7,7 @@ import functools
 import json
 import sys
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any, TypeVar
 
 import click
@@ -120,11 +121,53 @@ _CALL_FLAGS = (
         help="Read a document too long for the context in pieces, and merge their values.",
     ),
     click.option(
+        "--samples",
+        type=click.IntRange(min=1),
+        help="Ask N times (sampling) and keep each field's majority; its agreement is the "
+        "confidence.",
+    ),
+    click.option(
+        "--examples",
+        "examples_path",
+        type=click.Path(exists=True, dir_okay=False, path_type=Path),
+        help='Worked examples for the prompt: a JSONL file of {"text", "value"} lines.',
+    ),
+    click.option(
+        "--no-calibrate",
+        is_flag=True,
+        help="Take the model's own choice for enum and boolean fields, uncalibrated.",
+    ),
+    click.option(
         "--show-prompt",
         is_flag=True,
         help="Print the exact request for the first document, then exit without labeling.",
     ),
 )
+
+
+def read_examples(path: Path) -> list[tuple[str, Any]]:
+    """The (text, value) pairs of a JSONL file of ``{"text", "value"}`` lines (what ``extract
+    review --to-examples`` writes). Raises click.BadParameter naming the bad line."""
+    examples: list[tuple[str, Any]] = []
+    with open(path, encoding="utf-8") as lines:
+        for number, line in enumerate(lines, 1):
+            if not line.strip():
+                continue
+            try:
+                item = json.loads(line)
+            except ValueError:
+                item = None
+            if (
+                not isinstance(item, dict)
+                or not isinstance(item.get("text"), str)
+                or "value" not in item
+            ):
+                raise click.BadParameter(
+                    f'{path} line {number}: expected {{"text": ..., "value": ...}}',
+                    param_hint="--examples",
+                )
+            examples.append((item["text"], item["value"]))
+    return examples
 
 
 def call_options(func: F) -> F:
@@ -143,6 +186,12 @@ def call_options(func: F) -> F:
             call["options"] = dict(_option_pair(p) for p in pairs)
         if (chunk := _chunk(kwargs.pop("chunk_text"))) is not None:
             call["chunk"] = chunk
+        if (samples := kwargs.pop("samples")) is not None:
+            call["samples"] = samples
+        if (examples := kwargs.pop("examples_path")) is not None:
+            call["examples"] = read_examples(examples)
+        if kwargs.pop("no_calibrate"):
+            call["calibrate"] = False
         return func(*args, call=call, **kwargs)
 
     for flag in reversed(_CALL_FLAGS):

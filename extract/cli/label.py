@@ -75,6 +75,11 @@ EXIT_INTERRUPTED = 130
     help="Label every line, even one whose id an earlier line has (default: a DuplicateId error).",
 )
 @click.option(
+    "--min-confidence",
+    type=click.FloatRange(0, 1),
+    help='Mark records whose least confident field is below P with "review": true.',
+)
+@click.option(
     "--export",
     "export_path",
     type=click.Path(dir_okay=False, path_type=Path),
@@ -98,6 +103,7 @@ def label(
     cache_path: Path | None,
     retry_failed: bool,
     allow_duplicate_ids: bool,
+    min_confidence: float | None,
     export_path: Path | None,
     quiet: bool,
 ) -> None:
@@ -157,6 +163,7 @@ def label(
                         schema=schema,
                         call=call,
                         concurrency=concurrency,
+                        min_confidence=min_confidence,
                         cache=cache,
                     )
                 )
@@ -191,6 +198,7 @@ async def _label_all(
     schema: str,
     call: CallOptions,
     concurrency: int | None,
+    min_confidence: float | None,
     cache: Cache | None,
 ) -> None:
     session = Labeling(
@@ -198,8 +206,13 @@ async def _label_all(
     )
     async with session:
         async for record in session.aresults(docs):
-            sink.write(record.to_json())
-            progress.update(record)
+            line = record.to_json()
+            least = record.min_confidence
+            review = min_confidence is not None and least is not None and least < min_confidence
+            if review:
+                line["review"] = True
+            sink.write(line)
+            progress.update(record, review=review)
 
 
 def _input_kind(source: Path | None, given: str) -> str:

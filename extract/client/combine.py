@@ -129,4 +129,5 @@ def _combined(
         chunks,
         tuple(call.schema.ground(value, call.text)[0]),
         confidence=agreement if agreement is not None else {},
+        samples=1 if agreement is None else len(parts),
     )

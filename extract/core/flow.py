@@ -15,7 +15,14 @@ from typing import Any
 
 import partial_json_parser
 
-from ..errors import ConfigError, ExtractionFailed, OutputError, SchemaMismatch, TruncatedOutput
+from ..errors import (
+    ConfigError,
+    ExtractionFailed,
+    OutputError,
+    PlaceholderEcho,
+    SchemaMismatch,
+    TruncatedOutput,
+)
 from .confidence import score_choices
 from .decode import candidates, decode_with_stage
 from .grounding import Span
@@ -186,7 +193,7 @@ class AttemptFlow:
         validated = self.schema.validate(value)
         echo = echoed_placeholder(value, self.schema.placeholders, self.document or "")
         if echo is not None:
-            raise SchemaMismatch(
+            raise PlaceholderEcho(
                 "this repeats the shape's placeholder; write the value taken from the document",
                 path=echo,
             )

@@ -28,6 +28,8 @@ DEFAULT_INSTRUCTIONS = "Extract the information from the document below."
 MAX_ERROR_CHARS = 500
 # A reply rejected for its length is not shown again: small models copy it, loop and all.
 _TOO_LONG = (errors.RunawayOutput, errors.TruncatedOutput)
+# Nor is a reply that copied the shape's placeholder: shown again, the placeholder is copied again.
+_NOT_SHOWN = (*_TOO_LONG, errors.PlaceholderEcho)
 # "<document>", "</ DOCUMENT >", "< document x=1>" ...: anything a reader could take for a tag.
 _TAG = re.compile(r"<(?=\s*/?\s*(?:document|reply)\b)", re.IGNORECASE)
 _DOCUMENT = "<document>\n"
@@ -141,8 +143,9 @@ def build_reask(
     """The original prompt plus the last bad reply (cut to ``max_raw_chars``) and its one error.
 
     Only the last failed attempt is carried, so the prompt does not grow across retries. A reply
-    rejected for its length (RunawayOutput, TruncatedOutput) is left out: shown again, it was
-    copied again (bench P6: the same looping reply three attempts in a row).
+    rejected for its length (RunawayOutput, TruncatedOutput) or for copying a placeholder
+    (PlaceholderEcho) is left out: shown again, it was copied again (bench P6: the same looping
+    reply three attempts in a row).
 
     >>> err = errors.SchemaMismatch("'x' is not one of ['good', 'bad']", path="$")
     >>> print(build_reask("PROMPT", '"x"', err))
@@ -162,6 +165,11 @@ def build_reask(
         return (
             f"{prompt}\n\nYour previous reply was cut off: {message}\n"
             "Respond again with JSON only, each value short and taken from the document."
+        )
+    if isinstance(error, _NOT_SHOWN):
+        return (
+            f"{prompt}\n\nYour previous reply was rejected: {message}\n"
+            "Respond again with JSON only, each value taken from the document."
         )
     shown = neutralise_tags(previous_raw.strip())
     if len(shown) > max_raw_chars:

@@ -61,7 +61,7 @@ class Extraction(Generic[T]):
     log-probabilities (after calibration when it was on); with ``samples``, it maps every
     field to the share of samples that agreed with the value. It is the model's belief, not a
     guarantee, and empty when the server gave no log-probabilities. ``choices`` holds each
-    choice field's option scores.
+    choice field's option scores; ``samples`` the number of samples voted on.
     """
 
     value: T
@@ -73,6 +73,7 @@ class Extraction(Generic[T]):
     spans: tuple[Span, ...] = ()
     confidence: Mapping[str, float] = dataclasses.field(default_factory=dict)
     choices: Mapping[str, ChoiceScores] = dataclasses.field(default_factory=dict)
+    samples: int = 1
 
     @property
     def usage(self) -> Metrics:
