@@ -113,3 +113,50 @@ def test_label_reads_parquet_and_exports_parquet(n_server: Scripted, tmp_path: P
                 "-m", "tiny", "-q")  # fmt: skip
     assert again.exit_code == 0
     assert len(n_server.generates()) == 2  # the rerun found both lines done
+
+
+SENTIMENT = '{"type": "object", "properties": {"s": {"enum": ["pos", "neg"]}}, "required": ["s"]}'
+
+
+def _choice(pos: float, neg: float) -> Reply:
+    chunks = ['{"s": "', "pos", '"}']
+    top = [{"token": "pos", "logprob": pos}, {"token": "neg", "logprob": neg}]
+    value = {"token": "pos", "logprob": pos, "top_logprobs": top}
+    around = [[{"token": chunk, "logprob": -0.01}] for chunk in (chunks[0], chunks[2])]
+    return Reply.text("".join(chunks), chunks=chunks, logprobs=[around[0], [value], around[1]])
+
+
+def test_min_confidence_marks_records_for_review(
+    scripted: Callable[..., Scripted], tmp_path: Path
+) -> None:
+    server = scripted()
+    server.engine.script(_choice(-0.1, -3.0), _choice(-0.6, -0.8))
+    source = tmp_path / "in.jsonl"
+    source.write_text('{"id": 1, "text": "a"}\n{"id": 2, "text": "b"}\n', encoding="utf-8")
+    out = tmp_path / "out.jsonl"
+    result = run("label", str(source), "-o", str(out), "-s", SENTIMENT, "--host", server.url,
+                 "-m", "tiny", "--no-calibrate", "--min-confidence", "0.7")  # fmt: skip
+    assert result.exit_code == 0, result.output
+    records = [json.loads(line) for line in out.read_text().splitlines()]
+    assert [r.get("review", False) for r in records] == [False, True]
+    assert "marked for review (under --min-confidence): 1" in result.output
+    assert len(server.generates()) == 2  # --no-calibrate: no content-free request
+
+
+def test_samples_and_examples_flags(scripted: Callable[..., Scripted], tmp_path: Path) -> None:
+    server = scripted()
+    server.engine.script(*(Reply.text(f'{{"s": "{v}"}}') for v in ("neg", "pos", "neg")))
+    examples = tmp_path / "examples.jsonl"
+    examples.write_text('{"text": "lovely", "value": {"s": "pos"}}\n', encoding="utf-8")
+    result = run("one", "-s", SENTIMENT, "--host", server.url, "-m", "tiny", "--samples", "3",
+                 "--examples", str(examples), "awful")  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.output) == {"s": "neg"}
+    prompts = [b["prompt"] for b in server.generates()]
+    assert len(prompts) == 3
+    assert all('lovely\n</document>\n{"s":"pos"}' in p for p in prompts)
+    examples.write_text('{"text": "lovely"}\n', encoding="utf-8")
+    bad = run("one", "-s", SENTIMENT, "--host", server.url, "-m", "tiny",
+              "--examples", str(examples), "awful")  # fmt: skip
+    assert bad.exit_code == 2
+    assert "line 1" in bad.output

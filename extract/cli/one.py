@@ -52,9 +52,9 @@ def one(
             if show_prompt:
                 click.echo(json.dumps(ex.preview(text, schema), indent=2, ensure_ascii=False))
                 return
-            if call.get("chunk") is not None:
+            if call.get("chunk") is not None or call.get("samples", 1) > 1:
                 if stream:
-                    raise click.UsageError("--stream reads a document whole; drop --chunk")
+                    raise click.UsageError("--stream shows one reply; drop --chunk and --samples")
                 result = ex.extract(text, schema, images=list(images) or None)
             else:
                 events = ex.stream(text, schema=schema, images=list(images) or None)
