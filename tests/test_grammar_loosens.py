@@ -24,6 +24,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from extract.core.schema import Schema
+from extract.core.schema_combine import json_key
 from extract.errors import SchemaError, SchemaMismatch
 
 SUITE = Path(__file__).parent / "data" / "json-schema-test-suite" / "draft2020-12"
@@ -35,21 +36,6 @@ _TIME = (
 _DATE = r"[0-9]{4}-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])"
 _UUID = r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"
 FORMATS = {"date": _DATE, "time": _TIME, "date-time": f"{_DATE}T{_TIME}", "uuid": _UUID}
-
-
-def _canonical(value: Any) -> str:
-    """JSON text equal for equal JSON values: 1 and 1.0 agree, true and 1 do not."""
-
-    def plain(v: Any) -> Any:
-        if isinstance(v, float) and v.is_integer():
-            return int(v)
-        if isinstance(v, list):
-            return [plain(x) for x in v]
-        if isinstance(v, dict):
-            return {k: plain(x) for k, x in v.items()}
-        return v
-
-    return json.dumps(plain(value), sort_keys=True)
 
 
 def _is_integer(v: Any) -> bool:
@@ -79,9 +65,9 @@ def fits(node: Any, value: Any, root: dict[str, Any]) -> bool:
     if isinstance(kind, list):  # one alternative per type, each keeping the other keywords
         return any(fits({**node, "type": single}, value, root) for single in kind)
     if "const" in node:
-        return _canonical(value) == _canonical(node["const"])
+        return json_key(value) == json_key(node["const"])
     if "enum" in node:
-        return any(_canonical(value) == _canonical(v) for v in node["enum"])
+        return any(json_key(value) == json_key(v) for v in node["enum"])
     if kind in (None, "object") and (
         "properties" in node or node.get("additionalProperties", True) is not True
     ):
@@ -231,7 +217,7 @@ _FLAT: dict[str, st.SearchStrategy[Any]] = {
     "type": st.sampled_from(
         [*_TYPES, ["integer", "null"], ["string", "array"], ["object", "integer"]]
     ),
-    "enum": st.lists(_SCALARS, min_size=1, max_size=3, unique_by=_canonical),
+    "enum": st.lists(_SCALARS, min_size=1, max_size=3, unique_by=json_key),
     "const": VALUES,
     "required": st.lists(st.sampled_from(NAMES), min_size=1, max_size=2, unique=True),
     "minimum": st.sampled_from([-1, 0, 1, 0.5]),

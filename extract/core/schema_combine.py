@@ -39,12 +39,12 @@ def types_of(value: Any) -> list[str]:
     return [t for t in value or () if isinstance(t, str)] if isinstance(value, list) else []
 
 
-def _json_key(value: Any) -> str:
+def json_key(value: Any) -> str:
     """Text equal for equal JSON values, as JSON Schema compares them.
 
-    >>> _json_key([1.0, {"b": True, "a": None}]) == _json_key([1, {"a": None, "b": True}])
+    >>> json_key([1.0, {"b": True, "a": None}]) == json_key([1, {"a": None, "b": True}])
     True
-    >>> _json_key(True) == _json_key(1)
+    >>> json_key(True) == json_key(1)
     False
     """
 
@@ -75,8 +75,8 @@ def _combine(key: str, a: Any, b: Any) -> Any:
     if key == "type":
         return _intersect_types(a, b)
     if key == "enum":
-        allowed = {_json_key(v) for v in b}
-        values = [v for v in a if _json_key(v) in allowed]
+        allowed = {json_key(v) for v in b}
+        values = [v for v in a if json_key(v) in allowed]
         if not values:
             raise Never
         return values
@@ -165,7 +165,7 @@ def _name_required(form: dict[str, Any]) -> None:
 
 def either(forms: list[dict[str, Any]]) -> dict[str, Any]:
     """A form admitting what any of ``forms`` admits; raises Never when there are none."""
-    unique = list({_json_key(form): form for form in forms}.values())
+    unique = list({json_key(form): form for form in forms}.values())
     if not unique:
         raise Never
     if ANY in unique:

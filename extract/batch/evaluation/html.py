@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 from ...errors import ConfigError
 from .metrics import Calibration, ChoiceMetrics
 from .report import EvalReport, RecordResult
-from .text import percent
+from .text import CLASS_HEADER, class_rows, percent
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -139,20 +139,7 @@ def _table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
 
 
 def _classes(m: ChoiceMetrics) -> str:
-    return _table(
-        ["class", "gold", "predicted", "precision", "recall", "F1"],
-        [
-            [
-                c.label,
-                str(c.support),
-                str(c.predicted),
-                percent(c.precision),
-                percent(c.recall),
-                f"{c.f1:.3f}",
-            ]
-            for c in m.classes
-        ],
-    )
+    return _table(CLASS_HEADER, class_rows(m))
 
 
 def _figure(ident: str, fig: Figure) -> str:

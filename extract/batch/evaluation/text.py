@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from .compare import Comparison
 from .metrics import ChoiceMetrics
@@ -98,10 +98,14 @@ def _fields(fields: Sequence[FieldReport]) -> str:
     return table(header, rows) + "\n" + note
 
 
-def _choice(path: str, m: ChoiceMetrics) -> str:
-    per_class = [
+CLASS_HEADER = ("class", "gold", "predicted", "precision", "recall", "F1")
+
+
+def class_rows(m: ChoiceMetrics, label: Callable[[str], str] = str) -> list[list[str]]:
+    """Each class of a choice field as the cells of a table row (under ``CLASS_HEADER``)."""
+    return [
         [
-            _short(c.label),
+            label(c.label),
             str(c.support),
             str(c.predicted),
             percent(c.precision),
@@ -110,7 +114,10 @@ def _choice(path: str, m: ChoiceMetrics) -> str:
         ]
         for c in m.classes
     ]
-    classes = table(["class", "gold", "predicted", "precision", "recall", "F1"], per_class)
+
+
+def _choice(path: str, m: ChoiceMetrics) -> str:
+    classes = table(list(CLASS_HEADER), class_rows(m, _short))
     labels = [_short(label) for label in m.labels]
     rows = [[labels[i], *map(str, m.confusion[i])] for i in range(len(m.classes))]
     matrix = table(["gold \\ predicted", *labels], rows)
