@@ -18,12 +18,11 @@ import httpx
 import tenacity
 from pydantic import BaseModel
 
+from ..core import calibration
 from ..core.calibration import (
-    CONTENT_FREE_DOCUMENT,
     Prior,
     PriorCache,
     PriorKey,
-    prior_key,
 )
 from ..core.confidence import score_choices
 from ..core.flow import (
@@ -160,7 +159,7 @@ class Planner:
     def __repr__(self) -> str:
         return f"{type(self).__name__}(model={self.model!r}, host={self.settings.host!r})"
 
-    def _plan(self, text: str, schema: Any, overrides: CallOptions) -> Call:
+    def plan(self, text: str, schema: Any, overrides: CallOptions) -> Call:
         opts: CallOptions = {**self.defaults, **overrides}
         merged = {**(self.defaults.get("options") or {}), **(overrides.get("options") or {})}
         options = check_options(merged)
@@ -215,7 +214,7 @@ class Planner:
             given=overrides,
         )
 
-    def _missing(self, call: Call) -> list[Fact]:
+    def missing(self, call: Call) -> list[Fact]:
         """The server facts this call needs and this extractor has not asked for yet."""
         facts: list[Fact] = []
         if self._version is None:
@@ -224,7 +223,7 @@ class Planner:
             facts.append("show")
         return facts
 
-    def _learn(self, fact: Fact, answer: Any) -> None:
+    def learn(self, fact: Fact, answer: Any) -> None:
         if fact == "version":
             self._version = str(answer)
         else:
@@ -254,10 +253,10 @@ class Planner:
         """The context ``call`` runs with (see :meth:`num_ctx`)."""
         return self.num_ctx(call.request.get("options", {}))
 
-    def _flow(self, call: Call) -> AttemptFlow:
+    def flow(self, call: Call) -> AttemptFlow:
         """Apply what the server said (version, model capabilities) and start the flow."""
         request = call.request.copy()
-        if self._scores(call):
+        if self.scores_choices(call):
             # What a choice field's confidence is read from; the server computes it per token.
             request.setdefault("logprobs", True)
             request.setdefault("top_logprobs", TOP_LOGPROBS)
@@ -289,7 +288,7 @@ class Planner:
             document=call.text,
         )
 
-    def _scores(self, call: Call) -> bool:
+    def scores_choices(self, call: Call) -> bool:
         """Whether this call's choice fields get a confidence (the server must be able to)."""
         return (
             call.confidence
@@ -297,23 +296,15 @@ class Planner:
             and server_at_least(self._version, LOGPROBS_SINCE)
         )
 
-    def _prior_key(self, call: Call) -> PriorKey | None:
+    def prior_key(self, call: Call) -> PriorKey | None:
         """Where this call's content-free prior is kept, or None when it is not calibrated."""
-        if not (call.calibrate and self._scores(call)):
+        if not (call.calibrate and self.scores_choices(call)):
             return None
         # A system prompt or template changes the model's lean as much as the task does.
         lean = f"{self.model}\n{call.request.get('system', '')}\n{call.request.get('template', '')}"
-        return prior_key(lean, call.request.get("prompt", ""), call.schema)
+        return calibration.prior_key(lean, call.request.get("prompt", ""), call.schema)
 
-    def _content_free(self, call: Call) -> GenerateRequest:
-        """The request for the same prompt about a document with no content (see
-        ``core.calibration``), sent once and not streamed."""
-        blank = self._plan(CONTENT_FREE_DOCUMENT, call.schema, {**call.given, "chunk": None})
-        request = self._flow(blank).request()
-        request["stream"] = False
-        return request
-
-    def _learn_prior(self, key: PriorKey, call: Call, reply: GenerateResult | None) -> Prior:
+    def learn_prior(self, key: PriorKey, call: Call, reply: GenerateResult | None) -> Prior:
         """The prior read from the content-free reply (empty when there was none), kept."""
         scores = score_choices(call.schema, reply.text, reply.logprobs) if reply else {}
         prior = Prior.from_scores(scores.values())
@@ -326,7 +317,7 @@ class Planner:
         Two calls with the same key send the same request, so a validated value can be reused.
         Raises as planning a call does (InputError, SchemaError, ConfigError).
         """
-        call = self._plan(text, schema, options)
+        call = self.plan(text, schema, options)
         request = {k: v for k, v in call.request.items() if k not in ("stream", "keep_alive")}
         material = {
             "request": request,
@@ -337,7 +328,7 @@ class Planner:
         blob = json.dumps(material, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
         return hashlib.sha256(blob.encode("utf-8", "surrogatepass")).hexdigest()
 
-    def _next_request(self, flow: AttemptFlow, call: Call, partials: bool) -> GenerateRequest:
+    def next_request(self, flow: AttemptFlow, call: Call, partials: bool) -> GenerateRequest:
         """The next attempt's request, streamed always for partials or when told; otherwise only
         while a runaway reply could cost the server ``STREAM_WORTH_SECONDS`` or more."""
         if partials and call.stream is False:
@@ -351,7 +342,7 @@ class Planner:
         request["stream"] = not fast or budget * self._token_seconds >= STREAM_WORTH_SECONDS  # type: ignore[operator]
         return request
 
-    def _outcome(
+    def outcome(
         self, call: Call, flow: AttemptFlow, reply: GenerateResult | OutputError, retries: int
     ) -> Extraction[Any] | AttemptFailed:
         """Record one attempt: the Extraction, or AttemptFailed before a re-ask.

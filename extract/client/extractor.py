@@ -1,16 +1,16 @@
-"""``Extractor`` and ``AsyncExtractor``: two thin drivers of one attempt flow.
+"""``Extractor`` and ``AsyncExtractor``: two thin drivers of one extraction protocol.
 
 Everything both share lives in ``calls.Planner`` (argument merging, request planning from the
-field table, format choice, server facts, priors, chunks and samples) and in
+field table, format choice, server facts, priors), in ``protocol.steps`` (the steps of one
+extraction: facts, pieces, samples, the attempt loop, calibration) and in
 ``core.flow.AttemptFlow`` (decode, validate, re-ask). The drivers differ only where they wait:
-they send, feed streamed text to the flow, and on a transport failure ask ``Backoff`` for the
-policy's pause.
+they perform each step, and in the attempt loop they send, feed streamed text to the flow, and
+on a transport failure ask ``Backoff`` for the policy's pause.
 """
 
 from __future__ import annotations
 
-import functools
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Generator, Iterator
 from typing import Any, TypeVar, Unpack, overload
 
 import httpx
@@ -21,11 +21,13 @@ from ..core.wire import GenerateRequest, GenerateResult
 from ..errors import ExtractionFailed, OutputError, TransportError
 from .backoff import Backoff
 from .calls import Call, CallOptions, Event, Planner
-from .combine import calibrated, merged, pieces, sample_options, voted
+from .protocol import Ask, Nested, Step, facts, settle, steps
 from .transport import AsyncTransport, Transport
 
 M = TypeVar("M", bound=BaseModel)
 R = TypeVar("R")
+# What a step may raise that the protocol handles (a failed sample, an unusable prior reply).
+_THROWN_BACK = (OutputError, ExtractionFailed)
 
 
 class Extractor(Planner):
@@ -72,30 +74,10 @@ class Extractor(Planner):
         ``schema`` is a Pydantic model class, a JSON Schema dict, a bundled schema name or a
         path to a .json file. Raises ExtractionFailed when every attempt's reply was unusable,
         TransportError when the server stayed unreachable, RequestRejected (ModelNotFound,
-        BadRequest) at once, and SchemaError, InputError or ConfigError before any request.
+        BadRequest) at once, DocumentTooLong for a prompt the context cannot hold, and
+        SchemaError, InputError or ConfigError before any request.
         """
-        call = self._plan(text, schema, options)
-        if call.chunk is not None:
-            self._facts(call)
-            if (
-                parts_of := pieces(call, self.num_ctx(call.request.get("options", {})))
-            ) is not None:
-                each: CallOptions = {**options, "chunk": None}
-                parts = [self.extract(piece.text, schema, **each) for piece in parts_of]
-                return merged(call, parts, self.model, self.settings.host)
-        if call.samples > 1:
-            samples: list[Extraction[Any]] = []
-            failure: ExtractionFailed | None = None
-            for i in range(call.samples):
-                try:
-                    samples.append(self.extract(text, schema, **sample_options(call, options, i)))
-                except ExtractionFailed as exc:
-                    failure = exc
-            return voted(call, samples, failure, self.model, self.settings.host)
-        for event in self._events(call, partials=False):
-            if isinstance(event, Extraction):
-                return event
-        raise AssertionError("the attempt flow ended without a result")  # pragma: no cover
+        return self._drive(steps(self, text, schema, options))
 
     def preview(self, text: str, schema: Any, **options: Unpack[CallOptions]) -> GenerateRequest:
         """The exact request the first attempt at ``text`` would send.
@@ -103,51 +85,50 @@ class Extractor(Planner):
         The server is asked for its version and the model's facts, as a call does; nothing is
         generated. Raises as ``extract`` does before a request.
         """
-        call = self._plan(text, schema, options)
-        self._facts(call)
-        return self._next_request(self._flow(call), call, partials=False)
+        call = self.plan(text, schema, options)
+        self._drive(facts(self, call))
+        return self.next_request(self.flow(call), call, partials=False)
 
     def stream(self, text: str, schema: Any, **options: Unpack[CallOptions]) -> Iterator[Event]:
-        """Like ``extract``, but yield ``Partial`` values as the reply streams, an
-        ``AttemptFailed`` before each re-ask, and finally the ``Extraction``. Raises as
-        ``extract`` does."""
-        yield from self._events(self._plan(text, schema, options), partials=True)
+        """Like ``extract`` (of a document read whole, without samples), but yield
+        ``Partial`` values as the reply streams, an ``AttemptFailed`` before each re-ask, and
+        finally the ``Extraction``. Raises as ``extract`` does."""
+        call = self.plan(text, schema, options)
+        self._drive(facts(self, call))
+        for event in self._attempts(call, partials=True):
+            yield self._drive(settle(self, call, event)) if isinstance(event, Extraction) else event
 
-    def _fetch(self, call: Call, fetch: Callable[[], R]) -> R:
-        """``fetch()`` under the call's transport retries."""
-        backoff = Backoff(call.retry)
+    def _drive(self, protocol: Generator[Step, Any, R]) -> R:
+        answer: Any = None
+        thrown: BaseException | None = None
         while True:
             try:
-                return fetch()
-            except TransportError as exc:
-                backoff.wait(exc)
-
-    def _facts(self, call: Call) -> None:
-        for fact in self._missing(call):
-            self._learn(
-                fact, self._fetch(call, functools.partial(self.transport.fact, fact, self.model))
-            )
-
-    def _calibrate(self, call: Call, done: Extraction[Any]) -> Extraction[Any]:
-        """``done`` calibrated; the content-free prior is asked for once, and only of a server
-        whose reply carried log-probabilities."""
-        key = self._prior_key(call)
-        if key is None or not done.choices:
-            return done
-        if (prior := self.priors.get(key)) is None:
-            request = self._content_free(call)
+                step = protocol.throw(thrown) if thrown else protocol.send(answer)
+            except StopIteration as stop:
+                return stop.value  # type: ignore[no-any-return]
             try:
-                reply = self._fetch(call, lambda: self.transport.generate(request))
-            except OutputError:
-                reply = None
-            prior = self._learn_prior(key, call, reply)
-        return calibrated(call, done, prior)
+                answer, thrown = self._perform(step), None
+            except _THROWN_BACK as exc:
+                answer, thrown = None, exc
 
-    def _events(self, call: Call, *, partials: bool) -> Iterator[Event]:
-        self._facts(call)
-        flow = self._flow(call)
+    def _perform(self, step: Step) -> Any:
+        if isinstance(step, Ask):
+            backoff = Backoff(step.call.retry)
+            while True:
+                try:
+                    if step.fact is not None:
+                        return self.transport.fact(step.fact, self.model)
+                    return self.transport.generate(step.request or {})
+                except TransportError as exc:
+                    backoff.wait(exc)
+        if isinstance(step, Nested):
+            return self.extract(step.text, step.schema, **step.options)
+        return next(e for e in self._attempts(step.call, False) if isinstance(e, Extraction))
+
+    def _attempts(self, call: Call, partials: bool) -> Iterator[Event]:
+        flow = self.flow(call)
         while True:
-            request, backoff = self._next_request(flow, call, partials), Backoff(call.retry)
+            request, backoff = self.next_request(flow, call, partials), Backoff(call.retry)
             reply: GenerateResult | OutputError | None = None
             while reply is None:
                 flow.begin()
@@ -164,11 +145,9 @@ class Extractor(Planner):
                     backoff.wait(exc)
                 finally:
                     items.close()
-            event = self._outcome(call, flow, reply, backoff.retries)
+            yield (event := self.outcome(call, flow, reply, backoff.retries))
             if isinstance(event, Extraction):
-                yield self._calibrate(call, event)
                 return
-            yield event
 
 
 class AsyncExtractor(Planner):
@@ -207,72 +186,53 @@ class AsyncExtractor(Planner):
         self, text: str, schema: Any, **options: Unpack[CallOptions]
     ) -> Extraction[Any]:
         """Extract one value from ``text``; see ``Extractor.extract``."""
-        call = self._plan(text, schema, options)
-        if call.chunk is not None:
-            await self._facts(call)
-            if (
-                parts_of := pieces(call, self.num_ctx(call.request.get("options", {})))
-            ) is not None:
-                each: CallOptions = {**options, "chunk": None}
-                parts = [await self.extract(piece.text, schema, **each) for piece in parts_of]
-                return merged(call, parts, self.model, self.settings.host)
-        if call.samples > 1:
-            samples: list[Extraction[Any]] = []
-            failure: ExtractionFailed | None = None
-            for i in range(call.samples):
-                try:
-                    sample = sample_options(call, options, i)
-                    samples.append(await self.extract(text, schema, **sample))
-                except ExtractionFailed as exc:
-                    failure = exc
-            return voted(call, samples, failure, self.model, self.settings.host)
-        async for event in self._events(call, partials=False):
-            if isinstance(event, Extraction):
-                return event
-        raise AssertionError("the attempt flow ended without a result")  # pragma: no cover
+        return await self._drive(steps(self, text, schema, options))
 
     async def stream(
         self, text: str, schema: Any, **options: Unpack[CallOptions]
     ) -> AsyncIterator[Event]:
         """The asyncio twin of ``Extractor.stream``."""
-        async for event in self._events(self._plan(text, schema, options), partials=True):
+        call = self.plan(text, schema, options)
+        await self._drive(facts(self, call))
+        async for event in self._attempts(call, partials=True):
+            if isinstance(event, Extraction):
+                event = await self._drive(settle(self, call, event))
             yield event
 
-    async def _fetch(self, call: Call, fetch: Callable[[], Awaitable[R]]) -> R:
-        """``await fetch()`` under the call's transport retries."""
-        backoff = Backoff(call.retry)
+    async def _drive(self, protocol: Generator[Step, Any, R]) -> R:
+        answer: Any = None
+        thrown: BaseException | None = None
         while True:
             try:
-                return await fetch()
-            except TransportError as exc:
-                await backoff.await_wait(exc)
-
-    async def _facts(self, call: Call) -> None:
-        for fact in self._missing(call):
-            answer = await self._fetch(
-                call, functools.partial(self.transport.fact, fact, self.model)
-            )
-            self._learn(fact, answer)
-
-    async def _calibrate(self, call: Call, done: Extraction[Any]) -> Extraction[Any]:
-        """The asyncio twin of ``Extractor._calibrate``."""
-        key = self._prior_key(call)
-        if key is None or not done.choices:
-            return done
-        if (prior := self.priors.get(key)) is None:
-            request = self._content_free(call)
+                step = protocol.throw(thrown) if thrown else protocol.send(answer)
+            except StopIteration as stop:
+                return stop.value  # type: ignore[no-any-return]
             try:
-                reply = await self._fetch(call, lambda: self.transport.generate(request))
-            except OutputError:
-                reply = None
-            prior = self._learn_prior(key, call, reply)
-        return calibrated(call, done, prior)
+                answer, thrown = await self._perform(step), None
+            except _THROWN_BACK as exc:
+                answer, thrown = None, exc
 
-    async def _events(self, call: Call, *, partials: bool) -> AsyncIterator[Event]:
-        await self._facts(call)
-        flow = self._flow(call)
+    async def _perform(self, step: Step) -> Any:
+        if isinstance(step, Ask):
+            backoff = Backoff(step.call.retry)
+            while True:
+                try:
+                    if step.fact is not None:
+                        return await self.transport.fact(step.fact, self.model)
+                    return await self.transport.generate(step.request or {})
+                except TransportError as exc:
+                    await backoff.await_wait(exc)
+        if isinstance(step, Nested):
+            return await self.extract(step.text, step.schema, **step.options)
+        async for event in self._attempts(step.call, False):
+            if isinstance(event, Extraction):
+                return event
+        raise AssertionError("the attempt loop ended without a result")  # pragma: no cover
+
+    async def _attempts(self, call: Call, partials: bool) -> AsyncIterator[Event]:
+        flow = self.flow(call)
         while True:
-            request, backoff = self._next_request(flow, call, partials), Backoff(call.retry)
+            request, backoff = self.next_request(flow, call, partials), Backoff(call.retry)
             reply: GenerateResult | OutputError | None = None
             while reply is None:
                 flow.begin()
@@ -289,8 +249,6 @@ class AsyncExtractor(Planner):
                     await backoff.await_wait(exc)
                 finally:
                     await items.aclose()
-            event = self._outcome(call, flow, reply, backoff.retries)
+            yield (event := self.outcome(call, flow, reply, backoff.retries))
             if isinstance(event, Extraction):
-                yield await self._calibrate(call, event)
                 return
-            yield event
