@@ -12,18 +12,13 @@ import hashlib
 import json
 import re
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any, Literal, TypedDict, TypeVar, Unpack
+from typing import Any, Literal, TypedDict, Unpack
 
 import httpx
 import tenacity
-from pydantic import BaseModel
 
 from ..core import calibration
-from ..core.calibration import (
-    Prior,
-    PriorCache,
-    PriorKey,
-)
+from ..core.calibration import Prior, PriorCache, PriorKey
 from ..core.confidence import score_choices
 from ..core.flow import (
     LOGPROBS_SINCE,
@@ -37,12 +32,7 @@ from ..core.prompt import build_prompt, check_examples
 from ..core.result import AttemptFailed, Extraction, Partial
 from ..core.schema import Schema
 from ..core.wire import GIVEN_FIELDS, GenerateRequest, GenerateResult, Think
-from ..errors import (
-    BadRequest,
-    ConfigError,
-    DocumentTooLong,
-    OutputError,
-)
+from ..errors import BadRequest, ConfigError, DocumentTooLong, OutputError
 from .backoff import Retry, check_retry
 from .checks import GIVEN_CHECKS, check_keep_alive, check_options, check_text
 from .config import (
@@ -58,8 +48,6 @@ from .config import (
     resolve_timeout,
 )
 
-M = TypeVar("M", bound=BaseModel)
-R = TypeVar("R")
 FormatMode = Literal["auto", "json", "schema"] | None
 Event = Partial[Any] | AttemptFailed | Extraction[Any]
 Fact = Literal["version", "show"]
@@ -130,6 +118,9 @@ class Call:
 
 
 class Planner:
+    """One model on one host: its defaults, what the server said about it, and how a call to it
+    is planned. The extractors subclass it and add the waiting."""
+
     def __init__(
         self, model: str | None, host: str | None, api_key: str | None, options: CallOptions
     ) -> None:
