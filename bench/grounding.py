@@ -7,7 +7,8 @@
    message (case and whitespace ignored, or the same digits), and how many fields were filled.
 2. **Long documents.** Each of the first ``--long`` messages is padded to about 20,000
    characters with neutral contract text after it; the padded document is read with
-   ``chunk="auto"``, and its ``contact`` values compared with the short message's. Also
+   ``chunk="auto"``, and its values (the sender's name, company and email, grounded, without
+   the ``email`` format the small model often breaks) compared with the short message's. Also
    checked: without ``chunk`` the padded document is a DocumentTooLong, never a value.
 """
 
@@ -31,6 +32,19 @@ PADDING = (
 )
 LONG_CHARS = 20_000
 OPTIONS = {"temperature": 0, "seed": 1}
+SENDER = {
+    "type": "object",
+    "properties": {
+        name: {"type": ["string", "null"], "description": hint, "x-grounded": True}
+        for name, hint in (
+            ("name", "full name of the person"),
+            ("company", "company or organisation"),
+            ("email", "email address"),
+        )
+    },
+    "required": ["name", "company", "email"],
+    "additionalProperties": False,
+}
 
 
 def ungrounded_schema() -> dict[str, Any]:
@@ -70,13 +84,13 @@ def long_documents(ex: Extractor, messages: tuple[str, ...]) -> dict[str, Any]:
     for message in messages:
         padded = message + PADDING * (LONG_CHARS // len(PADDING))
         try:
-            ex.extract(padded, schema="contact")
+            ex.extract(padded, schema=SENDER)
         except DocumentTooLong:
             refused += 1
         started = time.perf_counter()
         try:
-            short = ex.extract(message, schema="contact").value
-            long = ex.extract(padded, schema="contact", chunk="auto")
+            short = ex.extract(message, schema=SENDER).value
+            long = ex.extract(padded, schema=SENDER, chunk="auto")
         except ExtractionFailed:
             failed += 1
             continue
@@ -98,17 +112,19 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--messages", type=int, default=50)
     parser.add_argument("--long", type=int, default=5)
+    parser.add_argument("--long-only", action="store_true", help="Skip part 1.")
     args = parser.parse_args()
     with (
         serve(LlamaEngine()) as server,
         Extractor(DEFAULT_LOCAL_MODEL, host=server.url, options=OPTIONS) as ex,
     ):
-        print(f"contact schema over {args.messages} support messages, SmolLM2-135M, temperature 0")
-        print("| schema | string values | absent from the message | failed | seconds |")
-        print("|---|---|---|---|---|")
-        for name, filled, missing, failed, seconds in invented(ex, MESSAGES[: args.messages]):
-            print(f"| {name} | {filled} | {missing} | {failed} | {seconds:.0f} |")
-        print()
+        if not args.long_only:
+            print(f"contact schema, {args.messages} support messages, SmolLM2-135M, temperature 0")
+            print("| schema | string values | absent from the message | failed | seconds |")
+            print("|---|---|---|---|---|")
+            for name, filled, missing, failed, seconds in invented(ex, MESSAGES[: args.messages]):
+                print(f"| {name} | {filled} | {missing} | {failed} | {seconds:.0f} |")
+            print()
         report = long_documents(ex, MESSAGES[: args.long])
         print(f"long documents (~{LONG_CHARS} characters each):")
         for key, value in report.items():
