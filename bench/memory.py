@@ -4,7 +4,9 @@ The CLI runs as a child process, as a user runs it (progress bar off, a cache fi
 temporary folder). Its peak resident set comes from the kernel when it is reaped
 (``wait4``'s ``ru_maxrss``: exact, no sampling gap); a sampler also records its resident set
 as the run goes, to show whether memory grows with the input. Flat means the larger file's
-peak stays within 10% of the smaller one's.
+peak stays within 10% of the smaller one's, once the one table that must grow with the input
+is allowed for: the ids already seen, which catch a repeated id (``extract.batch.ids``: 64-bit
+digests in a table of 16-byte slots kept at most half full, so up to 32 bytes a distinct id).
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from .docs import PERSON_REPLY, Person, person_text
 
 GOAL_MB = 150.0
 FLAT_TOLERANCE = 0.10
+ID_TABLE_BYTES = 32  # per distinct id, at most (see the module docstring)
 SAMPLE_SECONDS = 0.5
 CLI = (sys.executable, "-m", "extract", "label")
 INTERRUPTED = 130  # extract label's exit code after Ctrl-C
@@ -155,6 +158,7 @@ def _profile(samples: list[tuple[float, float]]) -> str:
 def run(scale: Scale) -> list[Outcome]:
     """Measure P4."""
     peaks: list[float] = []
+    written: list[int] = []
     details = [
         "`python -m extract label IN.jsonl -o OUT.jsonl --schema person.json --model tiny "
         "--host URL --cache FILE --quiet`, scripted server with instant replies",
@@ -164,6 +168,7 @@ def run(scale: Scale) -> list[Outcome]:
         for lines in scale.memory_lines:
             result = label(server.url, lines, Path(tmp), scale.memory_budget)
             peaks.append(result.peak_mb)
+            written.append(result.written)
             complete = complete and (result.written == lines or result.stopped)
             progress(f"P4 {lines} lines: peak {result.peak_mb:.0f} MB in {result.seconds:.0f} s")
             cut = (
@@ -176,14 +181,16 @@ def run(scale: Scale) -> list[Outcome]:
                 f"({rate(result.written, result.seconds):.0f} docs/s), {result.written:,} output "
                 f"lines{cut}; RSS over the run: {_profile(result.samples)}"
             )
-    flat = peaks[-1] <= peaks[0] * (1 + FLAT_TOLERANCE)
+    id_table_mb = ID_TABLE_BYTES * max(0, written[-1] - written[0]) / 1e6
+    flat = peaks[-1] <= peaks[0] * (1 + FLAT_TOLERANCE) + id_table_mb
+    details.append(f"- allowed for the id table: {id_table_mb:.0f} MB more at the larger file")
     sizes = " / ".join(f"{n:,}" for n in scale.memory_lines)
     return [
         Outcome(
             "P4",
             f"peak RSS of `extract label`, {sizes} lines",
             " / ".join(f"{p:.0f} MB" for p in peaks) + (" (flat)" if flat else " (grows)"),
-            f"< {GOAL_MB:.0f} MB, flat",
+            f"< {GOAL_MB:.0f} MB, flat but for the id table",
             max(peaks) < GOAL_MB and flat and complete,
             tuple(details),
         )
