@@ -155,3 +155,26 @@ def test_bad_chunk_sizes_are_refused(scripted: Callable[..., Scripted], bad: Any
     server = scripted()
     with Extractor("tiny", host=server.url) as ex, pytest.raises(ConfigError):
         ex.extract("text", schema=ORDER, chunk=bad)
+
+
+def test_a_piece_that_fails_is_left_out_of_the_merge(scripted: Callable[..., Scripted]) -> None:
+    def responder(body: Mapping[str, Any]) -> Reply:
+        document = body["prompt"].rpartition("<document>")[2]
+        if "Ann Lee" in document:
+            return Reply.text('{"buyer": "Ann Lee", "items": ["apples"]}')
+        return Reply.text("not JSON at all")
+
+    server = scripted(context_length=400, responder=responder)
+    text = "The buyer is Ann Lee, who orders apples. " + LONG
+    with Extractor("tiny", host=server.url, max_attempts=2) as ex:
+        result = ex.extract(text, schema=ORDER, chunk=1000)
+    assert result.value == {"buyer": "Ann Lee", "items": ["apples"]}
+    assert result.chunks == len({b["prompt"] for b in server.generates()})
+    failed = [a for a in result.attempts if not a.ok]
+    assert len(failed) == 2 * (result.chunks - 1)  # every other piece failed twice
+    server.engine.reset()
+    with (
+        Extractor("tiny", host=server.url, max_attempts=1) as ex,
+        pytest.raises(ExtractionFailed),
+    ):
+        ex.extract(LONG, schema=ORDER, chunk=1000)

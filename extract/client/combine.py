@@ -69,15 +69,28 @@ def calibrated(call: Call, extraction: Extraction[Any], prior: Prior) -> Extract
     )
 
 
-def merged(call: Call, parts: list[Extraction[Any]], model: str, host: str) -> Extraction[Any]:
-    """One Extraction from the pieces' values (``call.merge``, else ``chunking.merge``).
+def merged(
+    call: Call,
+    parts: list[Extraction[Any]],
+    failures: list[ExtractionFailed],
+    model: str,
+    host: str,
+) -> Extraction[Any]:
+    """One Extraction from the values of the pieces that gave one (``call.merge``, else
+    ``chunking.merge``); a failed piece adds only its attempts.
 
-    Raises ExtractionFailed when the merged value breaks the schema.
+    Raises the last piece's ExtractionFailed when every piece failed, and ExtractionFailed when
+    the merged value breaks the schema.
     """
+    if not parts:
+        raise failures[-1]
     merge = call.merge or chunking.merge
     value = merge([part.data() for part in parts])
-    what = f"the values of the {len(parts)} pieces merge into"
-    return _combined(call, parts, value, what, model, host)
+    what = f"the values of {len(parts)} pieces merge into"
+    failed = tuple(a for failure in failures for a in failure.attempts)
+    done = _combined(call, parts, value, what, model, host)
+    pieces_read = len(parts) + len(failures)
+    return dataclasses.replace(done, attempts=(*done.attempts, *failed), chunks=pieces_read)
 
 
 def voted(

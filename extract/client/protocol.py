@@ -74,10 +74,14 @@ def steps(planner: Planner, text: str, schema: Any, options: CallOptions) -> Ste
     yield from facts(planner, call)
     if call.chunk is not None and (parts_of := pieces(call, planner.context(call))) is not None:
         each: CallOptions = {**options, "chunk": None}
-        parts = []
+        parts: list[Extraction[Any]] = []
+        failures: list[ExtractionFailed] = []
         for piece in parts_of:
-            parts.append((yield Nested(piece.text, schema, each)))
-        return merged(call, parts, planner.model, planner.settings.host)
+            try:
+                parts.append((yield Nested(piece.text, schema, each)))
+            except ExtractionFailed as exc:
+                failures.append(exc)
+        return merged(call, parts, failures, planner.model, planner.settings.host)
     if call.samples > 1:
         samples: list[Extraction[Any]] = []
         failure: ExtractionFailed | None = None
