@@ -23,9 +23,10 @@ from ..errors import (
     SchemaMismatch,
     TruncatedOutput,
 )
+from .calibration import replace_at
 from .confidence import score_choices
 from .decode import candidates, decode_with_stage
-from .grounding import Span
+from .grounding import Span, values_at
 from .guard import StreamGuard
 from .prompt import build_reask
 from .result import Attempt, Extraction
@@ -37,6 +38,8 @@ from .wire import Format, GenerateRequest, GenerateResult, Metrics
 SCHEMA_FORMAT_SINCE = (0, 5, 0)
 # Servers since 0.12.6 take `truncate: false` and refuse an over-long prompt instead of cutting it.
 TRUNCATE_FLAG_SINCE = (0, 12, 6)
+# Grounded strings a reply may lose to its field's own rules before it is re-asked instead.
+MAX_GROUNDED_FIXES = 16
 # Servers since 0.12.11 return log-probabilities when asked.
 LOGPROBS_SINCE = (0, 12, 11)
 
@@ -187,10 +190,11 @@ class AttemptFlow:
     def _accept(self, value: Any) -> Any:
         """``value`` validated, its grounded strings found in the document (``self.spans``).
 
-        A grounded string the document does not hold was not copied from it: it becomes null,
-        or its key goes, where the schema allows either; otherwise SchemaMismatch (re-ask).
+        A grounded string the document does not hold, or that breaks its own field's rules,
+        was not copied from it: it becomes null, or its key goes, where the schema allows
+        either; otherwise SchemaMismatch (re-ask).
         """
-        validated = self.schema.validate(value)
+        value, validated = self._checked(value)
         echo = echoed_placeholder(value, self.schema.placeholders, self.document or "")
         if echo is not None:
             raise PlaceholderEcho(
@@ -207,6 +211,43 @@ class AttemptFlow:
             spans, _ = self.schema.ground(value, self.document)
         self.spans = tuple(spans)
         return validated
+
+    def _checked(self, value: Any) -> tuple[Any, Any]:
+        """``value`` (as JSON data, and validated): a grounded string the schema rejects at its
+        own path is nulled, then its key removed, while the schema allows that."""
+        for _ in range(MAX_GROUNDED_FIXES):
+            try:
+                return value, self.schema.validate(value)
+            except SchemaMismatch as exc:
+                where = self._grounded_at(value, exc.path) if self.document is not None else None
+                if where is None:
+                    raise
+                parent = value if len(where) < 2 else self._at(value, where[:-1])
+                if not where or not isinstance(parent, dict | list):
+                    raise
+                if self._at(value, where) is not None:
+                    value = replace_at(value, where, None)
+                elif isinstance(parent, dict):
+                    value = replace_at(
+                        value, where[:-1], {k: v for k, v in parent.items() if k != where[-1]}
+                    )
+                else:
+                    raise
+        return value, self.schema.validate(value)
+
+    def _grounded_at(self, value: Any, path: str) -> Parts | None:
+        """The location of the grounded value (a string, or a null put there) at ``path``."""
+        for pattern in self.schema.grounded:
+            for where, found in values_at(value, pattern):
+                if json_path(where) == path and (found is None or isinstance(found, str)):
+                    return where
+        return None
+
+    @staticmethod
+    def _at(value: Any, where: Parts) -> Any:
+        for step in where:
+            value = value[step]
+        return value
 
     def _without(self, value: Any, where: Parts) -> Any:
         """``value`` with the string at ``where`` nulled, or its key removed, whichever the
