@@ -8,9 +8,12 @@ Merging (:func:`merge`), for values of one schema, one per piece in document ord
 
 - objects merge key by key (keys in first-seen order), recursively;
 - lists are concatenated, an item equal to an earlier one (as JSON) dropped;
-- other values: the most frequent non-null value wins, ties to the earliest; null only when
-  every piece said null (a piece that does not mention a fact says null, the one that does
-  says what it is).
+- other values: the first non-null one, in document order; null only when every piece said
+  null. A fact a document states once (the parties, on page one) is said by one piece, while
+  boilerplate repeated over many pieces can lead a small model to the same wrong value in each
+  of them: a vote would let the boilerplate win (bench/grounding.py, SmolLM2-135M: every
+  padded contract's name came out as "The Goods" by majority). :func:`majority` votes instead,
+  for a ``merge=`` of your own.
 
 Nothing here does I/O.
 """
@@ -79,22 +82,40 @@ def _boundary(text: str, start: int, end: int) -> int:
 def merge(values: Sequence[Any]) -> Any:
     """One value from the values of the pieces, by the rules in the module docstring.
 
-    >>> merge([{"buyer": "Ann", "items": ["a"]}, {"buyer": None, "items": ["a", "b"]}])
+    >>> merge([{"buyer": "Ann", "items": ["a"]}, {"buyer": "Bob", "items": ["a", "b"]}])
     {'buyer': 'Ann', 'items': ['a', 'b']}
-    >>> merge(["x", "y", "y"])
+    >>> merge([None, "y", "x"])
     'y'
     """
+    return _merged(values, lambda present: present[0])
+
+
+def majority(values: Sequence[Any]) -> Any:
+    """Like :func:`merge`, but a value that is neither object nor list is the most frequent
+    non-null one (ties to the earliest).
+
+    >>> majority(["x", "y", "y"])
+    'y'
+    """
+    return _merged(values, _most_frequent)
+
+
+def _merged(values: Sequence[Any], pick: Callable[[list[Any]], Any]) -> Any:
     present = [v for v in values if v is not None]
     if not present:
         return None
     if all(isinstance(v, dict) for v in present):
         keys = list(dict.fromkeys(k for v in present for k in v))
-        return {k: merge([v[k] for v in present if k in v]) for k in keys}
+        return {k: _merged([v[k] for v in present if k in v], pick) for k in keys}
     if all(isinstance(v, list) for v in present):
         seen: dict[str, Any] = {}
         for item in (i for v in present for i in v):
             seen.setdefault(json.dumps(item, sort_keys=True), item)
         return list(seen.values())
+    return pick(present)
+
+
+def _most_frequent(present: list[Any]) -> Any:
     counts = Counter(json.dumps(v, sort_keys=True) for v in present)
     best = max(counts.values())
     return next(v for v in present if counts[json.dumps(v, sort_keys=True)] == best)
