@@ -79,7 +79,7 @@ def invented(ex: Extractor, messages: tuple[str, ...]) -> list[tuple[str, int, i
 
 
 def long_documents(ex: Extractor, messages: tuple[str, ...]) -> dict[str, Any]:
-    same = refused = pieces = failed = 0
+    same = refused = pieces = failed = fields_same = fields = 0
     seconds = 0.0
     for message in messages:
         padded = message + PADDING * (LONG_CHARS // len(PADDING))
@@ -98,11 +98,14 @@ def long_documents(ex: Extractor, messages: tuple[str, ...]) -> dict[str, Any]:
             seconds += time.perf_counter() - started
         pieces += long.chunks
         same += long.value == short
+        fields += len(short)
+        fields_same += sum(long.value.get(k) == v for k, v in short.items())
     return {
         "documents": len(messages),
         "refused without chunk": refused,
         "chunks": pieces,
         "same values as the short message": same,
+        "fields equal to the short message's": f"{fields_same} of {fields}",
         "failed (short or long)": failed,
         "seconds per document (short + long)": round(seconds / max(len(messages), 1), 1),
     }
