@@ -132,9 +132,10 @@ class Planner:
             raise ConfigError(
                 f"format={options.get('format')!r}: use 'auto', 'json', 'schema' or None"
             )
-        check_options(options.get("options") or {})
+        self._options = check_options(options.get("options") or {})
         if (keep_alive := options.get("keep_alive")) is not None:
             check_keep_alive(keep_alive)
+        self._given = _given(self.defaults)
         check_retry(options.get("retry", DEFAULT_TRANSPORT_ATTEMPTS))
         self._version: str | None = None
         self._capabilities: list[str] | None = None
@@ -152,8 +153,12 @@ class Planner:
 
     def plan(self, text: str, schema: Any, overrides: CallOptions) -> Call:
         opts: CallOptions = {**self.defaults, **overrides}
-        merged = {**(self.defaults.get("options") or {}), **(overrides.get("options") or {})}
-        options = check_options(merged)
+        # The defaults were checked once; a call that overrides nothing reuses them.
+        if "options" in overrides:
+            merged = {**(self.defaults.get("options") or {}), **(overrides["options"] or {})}
+            options = check_options(merged)
+        else:
+            options = dict(self._options)
         options.setdefault("num_predict", DEFAULT_NUM_PREDICT)
         loaded = Schema.load(schema)
         prompt = build_prompt(
@@ -169,12 +174,7 @@ class Planner:
         if samples > 1 and options.get("temperature") == 0:
             raise ConfigError("samples need sampling: leave temperature unset, or above 0")
         request: GenerateRequest = {"model": self.model, "prompt": prompt, "options": options}
-        given: dict[str, Any] = {}
-        for name in GIVEN_FIELDS:
-            value = opts.get(name)
-            if value is not None:
-                check = GIVEN_CHECKS.get(name)
-                given[name] = check(value) if check is not None else value
+        given = self._given if overrides.keys().isdisjoint(GIVEN_FIELDS) else _given(opts)
         request.update(given)  # type: ignore[typeddict-item]
         if request.get("raw") and any(k in request for k in ("system", "template", "context")):
             raise ConfigError("raw=True cannot be combined with system, template or context")
@@ -366,3 +366,14 @@ class Planner:
                 tokens=counted,
                 context=context,
             )
+
+
+def _given(opts: CallOptions) -> dict[str, Any]:
+    """The request fields ``opts`` sets as given, each checked (or converted) as it must be."""
+    given: dict[str, Any] = {}
+    for name in GIVEN_FIELDS:
+        value = opts.get(name)
+        if value is not None:
+            check = GIVEN_CHECKS.get(name)
+            given[name] = check(value) if check is not None else value
+    return given

@@ -27,6 +27,7 @@ the grammar a plain enum.
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 from collections.abc import Iterable, Mapping, Sequence
@@ -91,14 +92,22 @@ def echoed_placeholder(value: Any, shown: frozenset[str], document: str = "") ->
     >>> echoed_placeholder({"a": ["x", " <Full name>"]}, frozenset({"<full name>"}))
     '$.a[1]'
     """
-    words = {p.lower() for p in shown}
-    words |= {p[1:-1].lower() for p in shown if " " in p}
+    words = _echo_words(shown)
+    if not words:
+        return None
     found = _echo(value, words, document.lower(), ())
     return json_path(found) if found is not None else None
 
 
+@functools.lru_cache(maxsize=64)
+def _echo_words(shown: frozenset[str]) -> frozenset[str]:
+    """What a value that repeats a placeholder reads as, lower-cased (one schema's, kept)."""
+    words = {p.lower() for p in shown} | {p[1:-1].lower() for p in shown if " " in p}
+    return frozenset(words)
+
+
 def _echo(
-    value: Any, words: set[str], document: str, parts: tuple[str | int, ...]
+    value: Any, words: frozenset[str], document: str, parts: tuple[str | int, ...]
 ) -> tuple[str | int, ...] | None:
     if isinstance(value, str):
         text = value.strip().lower()
