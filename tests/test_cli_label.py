@@ -17,6 +17,7 @@ import pytest
 from click.testing import CliRunner
 from conftest import Responder, Scripted
 
+from extract import Schema
 from extract.batch import Record
 from extract.batch.progress import Progress, Tally
 from extract.cli import main
@@ -303,16 +304,24 @@ def test_sigkill_then_rerun_gives_exactly_one_record_per_id(
 def test_readme_main_job_on_the_bundled_sample(tmp_path: Path) -> None:
     sample = REPO / "examples" / "tickets.jsonl"
     out = tmp_path / "labels.jsonl"
-    result = CliRunner().invoke(
-        main, ["label", str(sample), "-o", str(out), "--schema", "ticket", "--local"]
-    )
+    # The README's command; a fixed seed makes the model's sampled replies repeatable.
+    command = ["label", str(sample), "-o", str(out), "--schema", "ticket", "--local"]
+    result = CliRunner().invoke(main, [*command, "--option", "seed=1"])
     assert result.exit_code == 0, result.output
     ids = [json.loads(line)["id"] for line in sample.read_text().splitlines()]
     records = output(out)
     assert [r["id"] for r in records] == ids
+    placeholders = {p.lower() for p in Schema.load("ticket").placeholders}
     for record in records:
         assert record["ok"], record
         assert set(record["value"]) == {"category", "priority", "summary"}
+        assert record["value"]["summary"].strip().lower() not in placeholders
+    # The model's own confidence, where its reply could be scored; and calibrated choices:
+    # not every ticket in one category (the model's greedy choice gave billing to all 20).
+    confidences = [r["min_confidence"] for r in records if "min_confidence" in r]
+    assert len(confidences) > len(records) / 2
+    assert all(0 < c <= 1 for c in confidences)
+    assert len({r["value"]["category"] for r in records}) > 1
 
 
 def test_a_reply_the_server_cuts_is_retried(
