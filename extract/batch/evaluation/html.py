@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 from ...errors import ConfigError
 from .metrics import Calibration, ChoiceMetrics
 from .report import EvalReport, RecordResult
-from .text import CLASS_HEADER, class_rows, percent
+from .text import CLASS_HEADER, FIELD_HEADER, class_rows, field_cells, percent
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -87,18 +87,8 @@ def _sections(report: EvalReport, texts: Mapping[str, str]) -> Iterator[str]:
     )
     yield "<h2>Fields</h2>"
     yield _table(
-        ["field", "kind", "records", "accuracy", "ok only", "macro-F1"],
-        [
-            [
-                f.path,
-                f.kind,
-                str(f.records),
-                percent(f.accuracy),
-                percent(f.ok_accuracy),
-                f"{f.choice.macro_f1:.3f}" if f.choice else "",
-            ]
-            for f in report.fields
-        ],
+        FIELD_HEADER,
+        [field_cells(f) for f in report.fields],
     )
     yield "<p>Accuracy counts failed records as wrong; “ok only” leaves them out.</p>"
     for n, field in enumerate(report.fields):

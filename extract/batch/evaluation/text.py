@@ -84,18 +84,28 @@ def _fields(fields: Sequence[FieldReport]) -> str:
             notes.append(f"items: precision {percent(f.precision)}, recall {percent(f.recall)}")
         rows.append(
             [
-                f.path,
-                f.kind,
-                str(f.records),
-                percent(f.accuracy),
-                percent(f.ok_accuracy),
-                f"{f.choice.macro_f1:.3f}" if f.choice else "",
+                *field_cells(f),
                 "; ".join(notes),
             ]
         )
-    header = ["field", "kind", "records", "accuracy", "ok only", "macro-F1", "notes"]
+    header = [*FIELD_HEADER, "notes"]
     note = 'accuracy counts failed records as wrong; "ok only" leaves them out.'
     return table(header, rows) + "\n" + note
+
+
+FIELD_HEADER = ("field", "kind", "records", "accuracy", "ok only", "macro-F1")
+
+
+def field_cells(f: FieldReport) -> list[str]:
+    """A field's row of the fields table (under ``FIELD_HEADER``)."""
+    return [
+        f.path,
+        f.kind,
+        str(f.records),
+        percent(f.accuracy),
+        percent(f.ok_accuracy),
+        f"{f.choice.macro_f1:.3f}" if f.choice else "",
+    ]
 
 
 CLASS_HEADER = ("class", "gold", "predicted", "precision", "recall", "F1")
