@@ -9,8 +9,11 @@ negative) are labelled positive or negative by SmolLM2-135M (the llama.cpp engin
 
 - greedy: ``Labeling(..., calibrate=False)``, temperature 0: the model's own choice and its
   confidence;
-- calibrated: the defaults, temperature 0: each choice decided against the content-free prior
-  (one request per run), its confidence the calibrated one;
+- calibrated: the defaults, temperature 0: each choice decided against the in-domain prior
+  (16 requests per run, documents of random words from the sample), its confidence the
+  calibrated one;
+- calibrated N/A: ``domain_prior=False``: against the ``N/A`` document's prior (one request per
+  run), as a single ``extract`` call does;
 - few-shot k=4: calibrated, with ``examples=`` four corpus tweets (two per label) that are in
   no evaluated sample;
 - samples=5: ``samples=5`` at the server's default temperature (0.8), ``calibrate=False``: the
@@ -21,11 +24,12 @@ negative) are labelled positive or negative by SmolLM2-135M (the llama.cpp engin
 Each run's records are written as ``extract label`` writes them (``Record.to_json()``), next to
 the gold, and scored by ``extract.evaluate``: accuracy (failed records count as wrong), macro-F1,
 ECE of the reported confidence (10 equal-width bins), coverage, and per record the server's
-seconds (``usage.total_duration``) and tokens (prompt + output). The content-free request belongs
-to no record: the server is metered (``bench/labels_meter.py``) and its cost added to the
-calibrated runs'. ``--held-out`` repeats everything on a second sample, disjoint from the first,
-and fits one temperature for the calibrated confidences on the first sample to check it on the
-second (``bench/labels_temperature.py``). Exits 1 when a goal is missed.
+seconds (``usage.total_duration``) and tokens (prompt + output). The prior's requests belong to
+no record: their cost (``Labeling.priors``, and the ``N/A`` request found in the metered
+server's log, ``bench/labels_meter.py``) is added to the calibrated runs', and what the server
+ran is checked against records + prior. ``--held-out`` repeats everything on a second sample,
+disjoint from the first, and fits one temperature for the calibrated confidences on the first
+sample to check it on the second (``bench/labels_temperature.py``). Exits 1 when a goal is missed.
 """
 
 from __future__ import annotations
@@ -47,6 +51,7 @@ from . import corpus, labels_peer
 from .labels_meter import Cost, MeteredEngine
 from .labels_report import (
     CALIBRATED,
+    CALIBRATED_NA,
     FIELD,
     GREEDY,
     PEER,
@@ -77,6 +82,7 @@ class Config:
 
     name: str
     options: CallOptions | None
+    domain_prior: bool = True
 
 
 def configs(examples: Sequence[corpus.Item], seed: int) -> tuple[Config, ...]:
@@ -84,6 +90,7 @@ def configs(examples: Sequence[corpus.Item], seed: int) -> tuple[Config, ...]:
     return (
         Config(GREEDY, {"calibrate": False, "options": ZERO}),
         Config(CALIBRATED, {"options": ZERO}),
+        Config(CALIBRATED_NA, {"options": ZERO}, domain_prior=False),
         Config(f"few-shot k={len(shots)}", {"examples": shots, "options": ZERO}),
         # A seed of the call's makes the samples repeatable (sample i gets seed + i); the
         # temperature stays the server's.
@@ -105,6 +112,7 @@ def run_config(
     documents = [{"id": k, "text": item.text} for k, item in enumerate(items, 1)]
     started = time.monotonic()
     kept: list[Record] = []
+    learned = Cost()
     if config.options is None:
         rows = labels_peer.label(
             url, DEFAULT_LOCAL_MODEL, documents, SCHEMA, task=TASK, options=PEER_OPTIONS
@@ -116,9 +124,18 @@ def run_config(
             model=DEFAULT_LOCAL_MODEL,
             hosts=url,
             concurrency=1,  # the server runs one generation at a time; queued time is not work
+            domain_prior=config.domain_prior,
             **options,
         ) as session:
             kept = list(session.results(documents))
+            for prior in session.priors:
+                usage = prior.usage
+                learned += Cost(
+                    prior.documents,
+                    (usage.total_duration or 0) / 1e9,
+                    usage.prompt_eval_count or 0,
+                    usage.eval_count or 0,
+                )
         rows = [record.to_json() for record in kept]
     wall = time.monotonic() - started
     path = folder / f"{_file_name(config.name)}.jsonl"
@@ -126,7 +143,7 @@ def run_config(
     report = evaluate(path, folder / "gold.jsonl", SCHEMA)
     log = engine.take()
     served = sum((g.cost for g in log), Cost())
-    content_free = sum((g.cost for g in log if g.content_free), Cost())
+    content_free = sum((g.cost for g in log if g.content_free), Cost()) + learned
     recorded = _recorded(rows)
     gold = {k: item.label for k, item in enumerate(items, 1)}
     points = tuple(
@@ -168,7 +185,7 @@ def _mismatch(served: Cost, accounted: Cost) -> str | None:
         return None
     return (
         f"server ran {served.requests} requests, {served.tokens} tokens, {served.seconds:.2f} s;"
-        f" records + content-free say {accounted.requests}, {accounted.tokens},"
+        f" records + prior say {accounted.requests}, {accounted.tokens},"
         f" {accounted.seconds:.2f} s"
     )
 

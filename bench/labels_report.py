@@ -17,6 +17,7 @@ from .labels_meter import Cost
 
 FIELD = "$.sentiment"
 GREEDY, CALIBRATED, PEER = "greedy", "calibrated", "peer: ollama format=schema"
+CALIBRATED_NA = "calibrated N/A"
 GOAL_GAIN = 0.15  # calibrated accuracy over greedy
 GOAL_ECE = 0.10
 FAILED = "(failed)"
@@ -64,8 +65,8 @@ def table(runs: Sequence[Run]) -> list[str]:
         if run.content_free.requests:
             cf = run.content_free
             notes.append(
-                f"- {run.name}: includes {cf.requests} content-free request "
-                f"({cf.seconds:.3f} s, {cf.tokens} tokens) found in the server's log"
+                f"- {run.name}: includes the prior's {cf.requests} content-free requests "
+                f"({cf.seconds:.3f} s, {cf.tokens} tokens), which belong to no record"
             )
         if run.mismatch:
             notes.append(f"- {run.name}: the server's log and the records disagree: {run.mismatch}")

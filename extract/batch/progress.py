@@ -7,6 +7,9 @@ import dataclasses
 import time
 from typing import TYPE_CHECKING, Any, TextIO
 
+from ..core.calibration import LearnedPrior
+from ..core.wire import Metrics
+
 if TYPE_CHECKING:
     from .records import Record
 
@@ -30,6 +33,13 @@ class Tally:
     resumed: int = 0
     resumed_failed: int = 0
     review: int = 0
+    calibration: Metrics = dataclasses.field(default_factory=Metrics)
+    calibration_requests: int = 0
+
+    def add_prior(self, learned: LearnedPrior) -> None:
+        """Count the requests an in-domain prior took (they belong to no record)."""
+        self.calibration_requests += learned.documents
+        self.calibration = self.calibration + learned.usage
 
     def add(self, record: Record, *, review: bool = False) -> None:
         self.records += 1
@@ -65,6 +75,13 @@ class Tally:
             f"{self.output_tokens / wall:.1f} output tokens/s",
             f"wall time {wall:.1f} s; {self.records / wall:.1f} docs/s",
         ]
+        if self.calibration_requests:
+            used = self.calibration
+            lines.append(
+                f"calibration: {self.calibration_requests} requests for the in-domain prior, "
+                f"{used.prompt_eval_count or 0} prompt + {used.eval_count or 0} output tokens, "
+                f"{(used.total_duration or 0) / 1e9:.1f} s of server time"
+            )
         if self.review:
             lines.append(f"marked for review (under --min-confidence): {self.review}")
         if duplicates := self.failed["DuplicateId"]:

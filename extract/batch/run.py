@@ -8,7 +8,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import itertools
-from collections.abc import AsyncIterable, AsyncIterator, Iterable, Iterator
+from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Iterable, Iterator
 from typing import Any
 
 import tenacity
@@ -31,6 +31,10 @@ MIN_WINDOW = 16
 # Sync inputs are read in a worker thread (a slow pipe must not stall the event loop), in
 # chunks so the thread hop is paid once per chunk.
 READ_CHUNK = 256
+# A warm-up (the session's in-domain prior) reads the words of the run's first documents.
+WARM_UP_DOCUMENTS = 64
+
+WarmUp = Callable[[list[str]], Awaitable[None]]
 
 
 def _failed(doc: Document, error: ExtractError) -> Record:
@@ -75,7 +79,10 @@ class BatchRun:
         ordered: bool,
         id_field: str,
         text_field: str,
+        warm_up: WarmUp | None = None,
     ) -> None:
+        """``warm_up``, when given, is awaited with the texts of the first documents (up to
+        ``WARM_UP_DOCUMENTS``) before any of them is labeled; not at all for an empty input."""
         self.pool, self.keys, self.schema = pool, keys, schema
         self.retry, self.cache, self.ordered = retry, cache, ordered
         self.id_field, self.text_field = id_field, text_field
@@ -86,6 +93,9 @@ class BatchRun:
         self.finished: asyncio.Queue[tuple[int, Record] | BaseException | None] = asyncio.Queue()
         self.tasks: set[asyncio.Task[Any]] = set()
         self.total: int | None = None
+        self.warm_up = warm_up
+        self.held: list[tuple[int, Document]] = []
+        self.sample = min(WARM_UP_DOCUMENTS, self.slots.free)
 
     async def results(self, records: Records) -> AsyncIterator[Record]:
         self._spawn(self._read(records))
@@ -110,29 +120,49 @@ class BatchRun:
 
     async def _read(self, records: Records) -> None:
         seq = 0
-        if isinstance(records, AsyncIterable):
-            async for item in records:
-                await self.slots.take(1)
-                self._start(seq, item)
+        async for chunk in self._chunks(records):
+            for item in chunk:
+                doc = to_document(item, seq + 1, id_field=self.id_field, text_field=self.text_field)
+                self._start(seq, doc)
                 seq += 1
-        else:
-            items = iter(records)
-            while True:
-                room = await self.slots.take(READ_CHUNK)
-                chunk = await asyncio.to_thread(_take, items, room)
-                self.slots.give(room - len(chunk))
-                for item in chunk:
-                    self._start(seq, item)
-                    seq += 1
-                if len(chunk) < room:
-                    break
+            if len(self.held) >= self.sample:
+                await self._warmed()
+        if self.held:
+            await self._warmed()
         self.total = seq
         self.finished.put_nowait(None)
 
-    def _start(self, seq: int, item: Any) -> None:
-        doc = to_document(item, seq + 1, id_field=self.id_field, text_field=self.text_field)
+    async def _chunks(self, records: Records) -> AsyncIterator[list[Any]]:
+        """The input's items, each chunk as many as there were free slots for."""
+        if isinstance(records, AsyncIterable):
+            async for item in records:
+                await self.slots.take(1)
+                yield [item]
+            return
+        items = iter(records)
+        while True:
+            room = await self.slots.take(READ_CHUNK)
+            chunk = await asyncio.to_thread(_take, items, room)
+            self.slots.give(room - len(chunk))
+            yield chunk
+            if len(chunk) < room:
+                return
+
+    def _start(self, seq: int, doc: Document) -> None:
+        if self.warm_up is not None:
+            self.held.append((seq, doc))
+            return
         task = self._spawn(self._label(doc))
         task.add_done_callback(functools.partial(self._landed, seq))
+
+    async def _warmed(self) -> None:
+        """Warm up on the held documents' texts, then start them."""
+        assert self.warm_up is not None
+        warm_up, self.warm_up = self.warm_up, None
+        await warm_up([d.text for _, d in self.held if d.error is None and d.text])
+        held, self.held = self.held, []
+        for seq, doc in held:
+            self._start(seq, doc)
 
     def _spawn(self, coro: Any) -> asyncio.Task[Any]:
         task = asyncio.create_task(coro)

@@ -30,6 +30,7 @@ from ..client.backoff import check_retry
 from ..client.calls import CallOptions
 from ..client.config import DEFAULT_TRANSPORT_ATTEMPTS, Settings
 from ..client.extractor import AsyncExtractor
+from ..core.calibration import LearnedPrior
 from ..core.schema import Schema
 from ..errors import ConfigError, ExtractError
 from .cache import Cache
@@ -53,6 +54,12 @@ class Labeling:
     to latency and 503s, never above ``concurrency`` when given (which is then also where it
     starts). Records come in input order, or as they finish with ``ordered=False``. ``cache``:
     True for the default file, a path, or a ``Cache``; only validated values are stored.
+
+    ``domain_prior``: choice fields are calibrated against the model's lean on documents like
+    the batch's (``Extractor.learn_prior``), learned once per session from the first
+    documents' words (True), from given texts (a list: a rerun that must decide alike gives
+    the same ones), or not at all (False: the ``N/A`` prior of single calls). What it cost is
+    in ``priors``.
     ``options`` (``format``, ``max_attempts``, ``retry``, ``options``, ``system``, ...) apply to
     every document and stay constant, so the model is never reloaded mid-run. ``transport`` is
     an httpx async transport for every host (tests).
@@ -77,8 +84,11 @@ class Labeling:
         text_field: str = "text",
         cache: CacheArg = None,
         transport: httpx.AsyncBaseTransport | None = None,
+        domain_prior: bool | Sequence[str] = True,
         **options: Unpack[CallOptions],
     ) -> None:
+        if isinstance(domain_prior, str):
+            raise ConfigError("domain_prior: give True, False or a list of texts, not one str")
         self.schema = Schema.load(schema)
         self.options: CallOptions = {**options}
         self.ordered, self.id_field, self.text_field = ordered, id_field, text_field
@@ -97,6 +107,8 @@ class Labeling:
         self.cache, self._own_cache = _open_cache(cache)
         self._pool: HostPool | None = None
         self._thread: LoopThread | None = None
+        self._domain: bool | Sequence[str] = domain_prior
+        self.priors: list[LearnedPrior] = []
 
     @property
     def model(self) -> str:
@@ -129,6 +141,7 @@ class Labeling:
             ordered=self.ordered,
             id_field=self.id_field,
             text_field=self.text_field,
+            warm_up=self._warm_up if self._domain is not False else None,
         )
         try:
             async for record in run.results(records):
@@ -145,6 +158,28 @@ class Labeling:
         if self._thread is None:
             self._thread = LoopThread("extract-labeling")
         return self._thread.iterate(lambda: self.aresults(records))
+
+    async def _warm_up(self, texts: list[str]) -> None:
+        """Learn the in-domain prior on every host, once per session.
+
+        A host that fails here keeps the ``N/A`` prior (with a warning): its records are
+        still labeled, and the failure shows again on them if it lasts.
+        """
+        domain, self._domain = self._domain, False
+        sample = texts if isinstance(domain, bool) else list(domain)
+        assert self._pool is not None
+        hosts = self._pool.hosts
+        learned = await asyncio.gather(
+            *(h.extractor.learn_prior(sample, self.schema, retry=self._retry) for h in hosts),
+            return_exceptions=True,
+        )
+        for host, outcome in zip(hosts, learned, strict=True):
+            if isinstance(outcome, ExtractError):
+                logger.warning("no in-domain prior from %s, so the N/A one: %s", host.url, outcome)
+            elif isinstance(outcome, BaseException):
+                raise outcome
+            elif outcome is not None:
+                self.priors.append(outcome)
 
     async def _open_pool(self) -> HostPool:
         """Ask every host for the model once, before the first run.

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import itertools
 import json
 import sys
 import time
@@ -18,6 +19,7 @@ from ..batch.cache import Cache
 from ..batch.ids import Pending, Written
 from ..batch.progress import Progress, Tally
 from ..batch.records import Document, OutputFile, count_lines, open_csv, read_csv, read_jsonl
+from ..batch.run import WARM_UP_DOCUMENTS
 from ..batch.session import Labeling
 from ..batch.tables import export, read_parquet
 from ..client.calls import CallOptions
@@ -85,6 +87,12 @@ EXIT_INTERRUPTED = 130
     type=click.Path(dir_okay=False, path_type=Path),
     help="After the run, also write OUTPUT as a table: a .csv or .parquet file.",
 )
+@click.option(
+    "--no-domain-prior",
+    is_flag=True,
+    help="Calibrate choices against the N/A document only (as `extract one` does), not against "
+    "documents of random words from INPUT.",
+)
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar and no summary.")
 def label(
     input_path: str,
@@ -105,6 +113,7 @@ def label(
     allow_duplicate_ids: bool,
     min_confidence: float | None,
     export_path: Path | None,
+    no_domain_prior: bool,
     quiet: bool,
 ) -> None:
     """Label each record of INPUT (JSONL or CSV; - reads JSONL from stdin) into OUTPUT.
@@ -137,6 +146,11 @@ def label(
     reread = None
     if source is not None:
         reread = functools.partial(_read_again, source, kind, id_field, text_field)
+    # From a file, the in-domain prior reads its first documents, resumed or not, so a rerun
+    # decides as the first run did; from stdin, the first documents of this run.
+    domain_prior: bool | list[str] = not no_domain_prior
+    if domain_prior and reread is not None:
+        domain_prior = _first_texts(reread())
     sink = OutputFile(output)
     tally = Tally()
     progress: Progress | None = None
@@ -165,6 +179,8 @@ def label(
                         concurrency=concurrency,
                         min_confidence=min_confidence,
                         cache=cache,
+                        domain_prior=domain_prior,
+                        tally=tally,
                     )
                 )
             finally:
@@ -200,12 +216,24 @@ async def _label_all(
     concurrency: int | None,
     min_confidence: float | None,
     cache: Cache | None,
+    domain_prior: bool | list[str],
+    tally: Tally,
 ) -> None:
     session = Labeling(
-        schema, model=model, hosts=urls, concurrency=concurrency, cache=cache, **call
+        schema,
+        model=model,
+        hosts=urls,
+        concurrency=concurrency,
+        cache=cache,
+        domain_prior=domain_prior,
+        **call,
     )
     async with session:
+        counted = 0
         async for record in session.aresults(docs):
+            for learned in session.priors[counted:]:
+                tally.add_prior(learned)
+            counted = len(session.priors)
             line = record.to_json()
             least = record.min_confidence
             review = min_confidence is not None and least is not None and least < min_confidence
@@ -242,6 +270,13 @@ def _open_input(
         stack.callback(raw.close)
         docs = read_jsonl(raw, id_field=id_field, text_field=text_field)
     return stack, docs
+
+
+def _first_texts(docs: Generator[Document]) -> list[str]:
+    """The texts of the first documents (as many as a run's warm-up reads)."""
+    with contextlib.closing(docs):
+        usable = (d.text for d in docs if d.error is None and d.text)
+        return list(itertools.islice(usable, WARM_UP_DOCUMENTS))
 
 
 def _read_again(source: Path, kind: str, id_field: str, text_field: str) -> Generator[Document]:

@@ -295,12 +295,14 @@ class Planner:
         lean = f"{self.model}\n{call.request.get('system', '')}\n{call.request.get('template', '')}"
         return calibration.prior_key(lean, call.request.get("prompt", ""), call.schema)
 
-    def learn_prior(self, key: PriorKey, call: Call, reply: GenerateResult | None) -> Prior:
-        """The prior read from the content-free reply (empty when there was none), kept."""
-        scores = score_choices(call.schema, reply.text, reply.logprobs) if reply else {}
-        prior = Prior.from_scores(scores.values())
-        self.priors.put(key, prior)
-        return prior
+    def read_prior(self, call: Call, replies: Sequence[GenerateResult]) -> Prior:
+        """The prior of ``call``'s choice fields from content-free replies: each option's mean
+        score over them (empty when none had scores)."""
+        return Prior.from_scores(
+            field
+            for reply in replies
+            for field in score_choices(call.schema, reply.text, reply.logprobs).values()
+        )
 
     def cache_key(self, text: str, schema: Any, **options: Unpack[CallOptions]) -> str:
         """A content address for this call: model, final prompt, schema, format and options.

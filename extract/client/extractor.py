@@ -10,18 +10,19 @@ on a transport failure ask ``Backoff`` for the policy's pause.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Generator, Iterator
+from collections.abc import AsyncIterator, Generator, Iterator, Sequence
 from typing import Any, TypeVar, Unpack, overload
 
 import httpx
 from pydantic import BaseModel
 
+from ..core.calibration import LearnedPrior
 from ..core.result import Extraction, Partial
 from ..core.wire import GenerateRequest, GenerateResult
 from ..errors import ExtractionFailed, OutputError, TransportError
 from .backoff import Backoff
 from .calls import Call, CallOptions, Event, Planner
-from .protocol import Ask, Nested, Step, facts, settle, steps
+from .protocol import Ask, Nested, Step, facts, learn_prior, settle, steps
 from .transport import AsyncTransport, Transport
 
 M = TypeVar("M", bound=BaseModel)
@@ -88,6 +89,21 @@ class Extractor(Planner):
         call = self.plan(text, schema, options)
         self._drive(facts(self, call))
         return self.next_request(self.flow(call), call, partials=False)
+
+    def learn_prior(
+        self, texts: Sequence[str], schema: Any, **options: Unpack[CallOptions]
+    ) -> LearnedPrior | None:
+        """Measure the model's lean on documents like ``texts`` and calibrate later calls with
+        it: ``schema``'s choice fields, under the same options, are then decided against this
+        in-domain prior instead of the ``N/A`` one (see ``core.calibration``).
+
+        Sends one request per document of random words drawn from ``texts``
+        (``DOMAIN_DOCUMENTS``). Returns what was learned and what it cost; None when these
+        calls are not calibrated (no choice field, ``calibrate=False``, a server without
+        log-probabilities). Raises as ``extract`` does before a request, and TransportError or
+        RequestRejected when the server fails.
+        """
+        return self._drive(learn_prior(self, texts, schema, options))
 
     def stream(self, text: str, schema: Any, **options: Unpack[CallOptions]) -> Iterator[Event]:
         """Like ``extract`` (of a document read whole, without samples), but yield
@@ -187,6 +203,12 @@ class AsyncExtractor(Planner):
     ) -> Extraction[Any]:
         """Extract one value from ``text``; see ``Extractor.extract``."""
         return await self._drive(steps(self, text, schema, options))
+
+    async def learn_prior(
+        self, texts: Sequence[str], schema: Any, **options: Unpack[CallOptions]
+    ) -> LearnedPrior | None:
+        """The asyncio twin of ``Extractor.learn_prior``."""
+        return await self._drive(learn_prior(self, texts, schema, options))
 
     async def stream(
         self, text: str, schema: Any, **options: Unpack[CallOptions]

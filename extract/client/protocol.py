@@ -19,12 +19,12 @@ extraction.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Generator
+from collections.abc import Generator, Sequence
 from typing import Any
 
-from ..core.calibration import CONTENT_FREE_DOCUMENT
+from ..core.calibration import CONTENT_FREE_DOCUMENT, LearnedPrior, domain_documents
 from ..core.result import Extraction
-from ..core.wire import GenerateRequest, GenerateResult
+from ..core.wire import GenerateRequest, GenerateResult, Metrics
 from ..errors import ExtractionFailed, OutputError
 from .calls import Call, CallOptions, Fact, Planner
 from .combine import calibrated, merged, pieces, sample_options, voted
@@ -103,12 +103,52 @@ def settle(planner: Planner, call: Call, done: Extraction[Any]) -> Steps:
         return done
     prior = planner.priors.get(key)
     if prior is None:
-        blank = planner.plan(CONTENT_FREE_DOCUMENT, call.schema, {**call.given, "chunk": None})
+        replies = yield from content_free(planner, call, [CONTENT_FREE_DOCUMENT])
+        # Kept even when empty (no reply had scores), so later calls do not ask again.
+        prior = planner.read_prior(call, replies)
+        planner.priors.put(key, prior)
+    return calibrated(call, done, prior)
+
+
+def learn_prior(
+    planner: Planner, texts: Sequence[str], schema: Any, options: CallOptions
+) -> Generator[Step, Any, LearnedPrior | None]:
+    """The steps of ``planner.learn_prior``: the in-domain prior of ``schema`` under
+    ``options``, from documents of random words of ``texts`` (``core.calibration``), kept for
+    the later calls it applies to.
+
+    None, and nothing kept, when those calls are not calibrated (no choice field,
+    ``calibrate=False``, a server without log-probabilities) or no reply had scores.
+    """
+    documents = domain_documents(texts)
+    if not documents:
+        return None
+    call = planner.plan(documents[0], schema, options)
+    yield from facts(planner, call)
+    key = planner.prior_key(call)
+    if key is None:
+        return None
+    replies = yield from content_free(planner, call, documents)
+    prior = planner.read_prior(call, replies)
+    if not prior.fields:
+        return None
+    planner.priors.put(key, prior)
+    usage = sum((reply.metrics for reply in replies), Metrics())
+    return LearnedPrior(prior, len(replies), usage)
+
+
+def content_free(
+    planner: Planner, call: Call, documents: Sequence[str]
+) -> Generator[Step, Any, list[GenerateResult]]:
+    """``call``'s request for each of ``documents`` in its place, sent whole; the replies (an
+    unusable one left out)."""
+    replies: list[GenerateResult] = []
+    for document in documents:
+        blank = planner.plan(document, call.schema, {**call.given, "chunk": None})
         request = planner.flow(blank).request()
         request["stream"] = False
         try:
-            reply: GenerateResult | None = yield Ask(call, request=request)
+            replies.append((yield Ask(call, request=request)))
         except OutputError:
-            reply = None
-        prior = planner.learn_prior(key, call, reply)
-    return calibrated(call, done, prior)
+            continue
+    return replies
