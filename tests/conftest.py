@@ -78,6 +78,24 @@ def scripted() -> Iterator[Callable[..., Scripted]]:
         yield start
 
 
+def logprob_entry(token: str, **alternatives: float) -> dict[str, Any]:
+    """One wire logprob entry: ``token``, chosen, with ``alternatives`` as its top list."""
+    top = [{"token": t, "logprob": lp, "bytes": list(t.encode())} for t, lp in alternatives.items()]
+    chosen = alternatives.get(token, -0.01)
+    return {"token": token, "logprob": chosen, "bytes": list(token.encode()), "top_logprobs": top}
+
+
+def sentiment_reply(positive: float, negative: float, chosen: str = "positive") -> Reply:
+    """A ``{"sentiment": ...}`` reply whose value token weighs the two options as given."""
+    chunks = ['{"sentiment": "', chosen, '"}']
+    logprobs = [
+        [logprob_entry('{"sentiment": "')],
+        [logprob_entry(chosen, positive=positive, negative=negative)],
+        [logprob_entry('"}')],
+    ]
+    return Reply.text("".join(chunks), chunks=chunks, logprobs=logprobs)
+
+
 class Responder:
     """``<<n>>`` → ``{"n": n}``. Kinds: bad (never JSON), busy/cut/reset (that fault on the
     first try, then fine), reject (400), late (slower for smaller n), fail (500 always)."""

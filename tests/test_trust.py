@@ -6,10 +6,10 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Callable
-from typing import Any
 
 import pytest
 from conftest import Scripted
+from conftest import sentiment_reply as reply
 
 from extract import ConfigError, Extractor, Labeling, PlaceholderEcho
 from extract.server import Reply
@@ -20,24 +20,6 @@ SENTIMENT = {
     "required": ["sentiment"],
 }
 CHUNKS = ['{"sentiment": "', "positive", '"}']
-
-
-def entry(token: str, **alternatives: float) -> dict[str, Any]:
-    """One wire logprob entry: ``token``, chosen, with ``alternatives`` as its top list."""
-    top = [{"token": t, "logprob": lp, "bytes": list(t.encode())} for t, lp in alternatives.items()]
-    chosen = alternatives.get(token, -0.01)
-    return {"token": token, "logprob": chosen, "bytes": list(token.encode()), "top_logprobs": top}
-
-
-def reply(positive: float, negative: float, chosen: str = "positive") -> Reply:
-    """A sentiment reply whose value token weighs the two options as given (log-probs)."""
-    chunks = ['{"sentiment": "', chosen, '"}']
-    logprobs = [
-        [entry('{"sentiment": "')],
-        [entry(chosen, positive=positive, negative=negative)],
-        [entry('"}')],
-    ]
-    return Reply.text("".join(chunks), chunks=chunks, logprobs=logprobs)
 
 
 def test_confidence_is_the_chosen_options_share(scripted: Callable[..., Scripted]) -> None:
