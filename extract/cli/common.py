@@ -138,6 +138,12 @@ _CALL_FLAGS = (
         help="Take the model's own choice for enum and boolean fields, uncalibrated.",
     ),
     click.option(
+        "--confidence-temperature",
+        type=click.FloatRange(min=0, min_open=True),
+        help="Report each confidence with its log-odds divided by T (`extract eval` fits T on "
+        "labeled records; below 1 sharpens confidences that run low).",
+    ),
+    click.option(
         "--show-prompt",
         is_flag=True,
         help="Print the exact request for the first document, then exit without labeling.",
@@ -192,6 +198,8 @@ def call_options(func: F) -> F:
             call["examples"] = read_examples(examples)
         if kwargs.pop("no_calibrate"):
             call["calibrate"] = False
+        if (temperature := kwargs.pop("confidence_temperature")) is not None:
+            call["confidence_temperature"] = temperature
         return func(*args, call=call, **kwargs)
 
     for flag in reversed(_CALL_FLAGS):

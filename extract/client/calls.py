@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import math
 import re
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Literal, TypedDict, Unpack
@@ -78,6 +79,7 @@ class CallOptions(TypedDict, total=False):
     chunk: Chunk
     merge: Callable[[list[Any]], Any] | None
     confidence: bool
+    confidence_temperature: float
     calibrate: bool
     samples: int
     examples: Sequence[tuple[str, Any]] | None
@@ -112,6 +114,7 @@ class Call:
     merge: Callable[[list[Any]], Any] | None = None
     truncate_given: bool = False
     confidence: bool = True
+    confidence_temperature: float = 1.0
     calibrate: bool = True
     samples: int = 1
     given: CallOptions = dataclasses.field(default_factory=lambda: CallOptions())
@@ -200,6 +203,7 @@ class Planner:
             merge=opts.get("merge"),
             truncate_given="truncate" in request,
             confidence=opts.get("confidence", True),
+            confidence_temperature=_temperature(opts.get("confidence_temperature", 1.0)),
             calibrate=opts.get("calibrate", True),
             samples=samples,
             given=overrides,
@@ -379,3 +383,13 @@ def _given(opts: CallOptions) -> dict[str, Any]:
             check = GIVEN_CHECKS.get(name)
             given[name] = check(value) if check is not None else value
     return given
+
+
+def _temperature(value: Any) -> float:
+    """A confidence temperature, checked: a positive finite number."""
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value < math.inf:
+        raise ConfigError(
+            f"confidence_temperature={value!r}: give a positive number (1 reports confidences "
+            "as they are; `extract eval` fits one on labeled records)"
+        )
+    return float(value)

@@ -10,7 +10,7 @@ import dataclasses
 from typing import Any
 
 from ..core import chunking
-from ..core.calibration import Prior, calibrate
+from ..core.calibration import Prior, calibrate, scaled
 from ..core.consensus import vote
 from ..core.result import Extraction
 from ..errors import ExtractionFailed, SchemaMismatch
@@ -67,6 +67,15 @@ def calibrated(call: Call, extraction: Extraction[Any], prior: Prior) -> Extract
     return dataclasses.replace(
         extraction, value=value, choices=result.scores, confidence=confidence
     )
+
+
+def reported(call: Call, extraction: Extraction[Any]) -> Extraction[Any]:
+    """``extraction`` with each confidence under the call's ``confidence_temperature``."""
+    t = call.confidence_temperature
+    if t == 1.0 or not extraction.confidence:
+        return extraction
+    confidence = {path: scaled(p, t) for path, p in extraction.confidence.items()}
+    return dataclasses.replace(extraction, confidence=confidence)
 
 
 def merged(

@@ -27,7 +27,7 @@ from ..core.result import Extraction
 from ..core.wire import GenerateRequest, GenerateResult, Metrics
 from ..errors import ExtractionFailed, OutputError
 from .calls import Call, CallOptions, Fact, Planner
-from .combine import calibrated, merged, pieces, sample_options, voted
+from .combine import calibrated, merged, pieces, reported, sample_options, voted
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -81,7 +81,7 @@ def steps(planner: Planner, text: str, schema: Any, options: CallOptions) -> Ste
                 parts.append((yield Nested(piece.text, schema, each)))
             except ExtractionFailed as exc:
                 failures.append(exc)
-        return merged(call, parts, failures, planner.model, planner.settings.host)
+        return reported(call, merged(call, parts, failures, planner.model, planner.settings.host))
     if call.samples > 1:
         samples: list[Extraction[Any]] = []
         failure: ExtractionFailed | None = None
@@ -90,7 +90,7 @@ def steps(planner: Planner, text: str, schema: Any, options: CallOptions) -> Ste
                 samples.append((yield Nested(text, schema, sample_options(call, options, number))))
             except ExtractionFailed as exc:
                 failure = exc
-        return voted(call, samples, failure, planner.model, planner.settings.host)
+        return reported(call, voted(call, samples, failure, planner.model, planner.settings.host))
     done: Extraction[Any] = yield Attempts(call)
     return (yield from settle(planner, call, done))
 
@@ -100,14 +100,14 @@ def settle(planner: Planner, call: Call, done: Extraction[Any]) -> Steps:
     per model, prompt head and schema, and only of a server whose reply had log-probabilities."""
     key = planner.prior_key(call)
     if key is None or not done.choices:
-        return done
+        return reported(call, done)
     prior = planner.priors.get(key)
     if prior is None:
         replies = yield from content_free(planner, call, [CONTENT_FREE_DOCUMENT])
         # Kept even when empty (no reply had scores), so later calls do not ask again.
         prior = planner.read_prior(call, replies)
         planner.priors.put(key, prior)
-    return calibrated(call, done, prior)
+    return reported(call, calibrated(call, done, prior))
 
 
 def learn_prior(

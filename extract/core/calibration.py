@@ -42,6 +42,8 @@ DEFAULT_CACHE_SIZE = 256
 # longest one (a prompt head's worth of random words says no more than 200 do).
 DOMAIN_DOCUMENTS = 16
 DOMAIN_MAX_WORDS = 200
+# How far from 0 and 1 a confidence is kept, so that its log-odds stay finite.
+_EDGE = 1e-9
 
 PriorKey = tuple[str, str, str]
 """(model, prompt without its document, schema fingerprint)."""
@@ -97,6 +99,56 @@ class RunningPrior:
             for key, sums in self._sums.items()
         }
         return Prior(fields)
+
+
+def scaled(confidence: float, temperature: float) -> float:
+    """``confidence`` with its log-odds divided by ``temperature``: ``T < 1`` sharpens
+    confidences that run low, ``T > 1`` softens them; 0.5 and the order of confidences stay.
+
+    >>> round(scaled(0.75, 1.0), 6), round(scaled(0.75, 0.5), 6)
+    (0.75, 0.9)
+    """
+    if temperature == 1.0:
+        return confidence
+    p = min(max(confidence, _EDGE), 1 - _EDGE)
+    z = math.log(p / (1 - p)) / temperature
+    # The logistic, written so that neither side overflows.
+    return 1 / (1 + math.exp(-z)) if z >= 0 else math.exp(z) / (1 + math.exp(z))
+
+
+def fit_temperature(points: Sequence[tuple[float, bool]]) -> float:
+    """The temperature, to two decimals between 0.01 and 100, under which ``points``
+    ((confidence, right) pairs from labeled records) have the least log-loss.
+
+    The log-loss is convex in ``1 / T`` (a logistic fit of one weight), so a ternary search
+    finds its minimum. Raises ValueError for no points.
+
+    Nine right of ten at 0.6: the temperature that makes 0.6 read 0.9.
+
+    >>> fit_temperature([(0.6, True)] * 9 + [(0.6, False)])
+    0.18
+    """
+    if not points:
+        raise ValueError("fitting a temperature needs at least one labeled confidence")
+    odds = [
+        (math.log(p / (1 - p)), right)
+        for c, right in points
+        for p in (min(max(c, _EDGE), 1 - _EDGE),)
+    ]
+
+    def loss(weight: float) -> float:
+        # -log σ(±w·x), written to stay finite for large |w·x|.
+        return sum(_softplus(-weight * x if right else weight * x) for x, right in odds)
+
+    low, high = 0.01, 100.0
+    for _ in range(100):
+        a, b = low + (high - low) / 3, high - (high - low) / 3
+        low, high = (low, b) if loss(a) <= loss(b) else (a, high)
+    return min(max(round(2 / (low + high), 2), 0.01), 100.0)
+
+
+def _softplus(x: float) -> float:
+    return x + math.log1p(math.exp(-x)) if x > 0 else math.log1p(math.exp(x))
 
 
 def domain_documents(

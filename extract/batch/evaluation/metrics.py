@@ -25,6 +25,8 @@ import dataclasses
 import random
 from collections.abc import Sequence
 
+from ...core.calibration import fit_temperature, scaled
+
 FAILED = "(failed)"
 MISSING = "(missing)"
 PLACEHOLDERS = (MISSING, FAILED)
@@ -147,10 +149,13 @@ class Calibration:
     ece: float
     bins: tuple[CalibrationBin, ...]
     curve: tuple[CoveragePoint, ...]
+    temperature: float = 1.0  # the confidence temperature these records fit best
+    fitted_ece: float = 0.0  # the ECE under it (on these records: an optimistic figure)
 
 
-def calibration(points: Sequence[tuple[float, bool]]) -> Calibration | None:
-    """ECE, per-bin accuracy and the accuracy-coverage curve of (confidence, right) pairs.
+def calibration(points: Sequence[tuple[float, bool]], *, fit: bool = True) -> Calibration | None:
+    """ECE, per-bin accuracy and the accuracy-coverage curve of (confidence, right) pairs, and
+    (``fit``) the confidence temperature they fit best with the ECE under it.
 
     None when there are no pairs. Raises ValueError for a confidence outside 0..1.
 
@@ -180,7 +185,12 @@ def calibration(points: Sequence[tuple[float, bool]]) -> Calibration | None:
         kept = [right for confidence, right in points if confidence >= threshold]
         accuracy = sum(kept) / len(kept) if kept else None
         curve.append(CoveragePoint(threshold, len(kept), len(kept) / total, accuracy))
-    return Calibration(total, ece, tuple(out), tuple(curve))
+    if not fit:
+        return Calibration(total, ece, tuple(out), tuple(curve))
+    temperature = fit_temperature(points)
+    under = calibration([(scaled(c, temperature), r) for c, r in points], fit=False)
+    assert under is not None
+    return Calibration(total, ece, tuple(out), tuple(curve), temperature, under.ece)
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

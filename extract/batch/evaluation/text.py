@@ -158,7 +158,12 @@ def _calibration(report: EvalReport) -> str:
         f"calibration over {cal.records} ok records with confidence:"
         f" ECE {cal.ece:.3f} (10 equal-width bins; a record is right when every field is)"
     )
-    return f"{head}\n{bins}\naccuracy against coverage\n{curve}"
+    fitted = (
+        f"confidence temperature that fits these records best: {cal.temperature:g} (ECE"
+        f" {cal.fitted_ece:.3f} under it, here; check it on other labeled records). Label with"
+        f" --confidence-temperature {cal.temperature:g} to report confidences under it."
+    )
+    return f"{head}\n{bins}\naccuracy against coverage\n{curve}\n{fitted}"
 
 
 def _cost(c: Cost) -> str:
