@@ -155,6 +155,9 @@ def test_placeholders_are_those_of_the_shape() -> None:
         ({"a": ["ok", {"b": "<STRING>"}]}, "$.a[1].b"),
         ({"summary": "string"}, None),  # one word without brackets may be a real value
         ({"summary": "the request in one sentence, please"}, None),
+        # Held inside a longer string, with its brackets (a reply seen in the README's job).
+        ({"summary": "The request in one sentence is: <the request in one sentence>"}, "$.summary"),
+        ({"summary": "a <string> b"}, "$.summary"),
         ("<the request in one sentence>", "$"),
         (["x", 1, None, True], None),
     ],

@@ -86,11 +86,14 @@ def echoed_placeholder(value: Any, shown: frozenset[str], document: str = "") ->
     """The JSON path of the first string in ``value`` that repeats a placeholder of the shape.
 
     A string matches when it is the placeholder (``<full name>``), or its words without the
-    brackets when there are several (``Full name``), ignoring case and outer spaces. A match
-    that the ``document`` itself contains is no echo.
+    brackets when there are several (``Full name``), ignoring case and outer spaces, or when it
+    holds the placeholder, brackets and all (``Name: <full name>``). A match that the
+    ``document`` itself contains is no echo.
 
     >>> echoed_placeholder({"a": ["x", " <Full name>"]}, frozenset({"<full name>"}))
     '$.a[1]'
+    >>> echoed_placeholder({"a": "It is: <full name>."}, frozenset({"<full name>"}))
+    '$.a'
     """
     words = _echo_words(shown)
     if not words:
@@ -111,7 +114,10 @@ def _echo(
 ) -> tuple[str | int, ...] | None:
     if isinstance(value, str):
         text = value.strip().lower()
-        return parts if text in words and text not in document else None
+        if text in words and text not in document:
+            return parts
+        held = any(w[0] == "<" and w in text and w not in document for w in words)
+        return parts if held else None
     items: Iterable[tuple[str | int, Any]]
     if isinstance(value, dict):
         items = value.items()
