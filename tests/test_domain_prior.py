@@ -17,7 +17,12 @@ from hypothesis import strategies as st
 
 from extract import ConfigError, Extractor, Labeling
 from extract.cli import main
-from extract.core.calibration import DOMAIN_DOCUMENTS, DOMAIN_MAX_WORDS, domain_documents
+from extract.core.calibration import (
+    DOMAIN_DOCUMENTS,
+    DOMAIN_MAX_WORDS,
+    DOMAIN_MIN_DOCUMENTS,
+    domain_documents,
+)
 from extract.server import Reply
 
 SENTIMENT = {
@@ -29,6 +34,7 @@ SENTIMENT = {
 # nothing in this domain, 3.0 on N/A; the documents sit between.
 LEAN, NA_LEAN = 1.0, 3.0
 DOCUMENTS = {"Meh, it broke again.": 0.5, "Really loved the crew.": 1.5, "So-so flight.": 2.0}
+PRIOR = DOMAIN_MIN_DOCUMENTS  # documents of random words drawn from three texts
 
 
 def document_of(body: Mapping[str, Any]) -> str:
@@ -47,7 +53,9 @@ def test_domain_documents_are_random_words_of_the_texts() -> None:
     texts = ["one two three four", "five six seven", "eight nine ten eleven twelve"]
     documents = domain_documents(texts)
     words = {w for t in texts for w in t.split()}
-    assert len(documents) == DOMAIN_DOCUMENTS
+    assert len(documents) == DOMAIN_MIN_DOCUMENTS  # one per four texts, at least four
+    assert len(domain_documents(texts * 40)) == DOMAIN_DOCUMENTS  # at most sixteen
+    assert len(domain_documents(texts, count=2)) == 2
     assert all(len(d.split()) == 4 for d in documents)  # the median text's length
     assert all(set(d.split()) <= words for d in documents)
     assert documents == domain_documents(texts)  # the same draw every time
@@ -73,15 +81,15 @@ def test_learn_prior_then_calls_decide_against_it(scripted: Callable[..., Script
         learned = ex.learn_prior(list(DOCUMENTS), SENTIMENT)
         values = [ex.extract(d, SENTIMENT).value["sentiment"] for d in DOCUMENTS]
     assert learned is not None
-    assert learned.documents == DOMAIN_DOCUMENTS
+    assert learned.documents == PRIOR
     assert set(learned.prior.fields) == {"$.sentiment"}
     # Against the in-domain lean of 1.0: below it negative, above it positive (against N/A's
     # 3.0 all three would be negative), and N/A is never asked.
     assert values == ["negative", "positive", "positive"]
     sent = [document_of(b) for b in server.generates()]
     assert "N/A" not in sent
-    assert len(sent) == DOMAIN_DOCUMENTS + 3
-    assert set(" ".join(sent[:DOMAIN_DOCUMENTS]).split()) <= set(" ".join(DOCUMENTS).split())
+    assert len(sent) == PRIOR + 3
+    assert set(" ".join(sent[:PRIOR]).split()) <= set(" ".join(DOCUMENTS).split())
 
 
 def test_labeling_learns_once_before_any_record(scripted: Callable[..., Scripted]) -> None:
@@ -92,9 +100,9 @@ def test_labeling_learns_once_before_any_record(scripted: Callable[..., Scripted
     assert first == ["negative", "positive", "positive"]
     assert again == ["positive"]
     sent = [document_of(b) for b in server.generates()]
-    assert sent[DOMAIN_DOCUMENTS:] == [*DOCUMENTS, "So-so flight."]
-    assert not set(sent[:DOMAIN_DOCUMENTS]) & set(DOCUMENTS)
-    assert [p.documents for p in session.priors] == [DOMAIN_DOCUMENTS]
+    assert sent[PRIOR:] == [*DOCUMENTS, "So-so flight."]
+    assert not set(sent[:PRIOR]) & set(DOCUMENTS)
+    assert [p.documents for p in session.priors] == [PRIOR]
 
 
 def test_labeling_can_keep_the_na_prior_or_take_given_texts(
@@ -111,7 +119,7 @@ def test_labeling_can_keep_the_na_prior_or_take_given_texts(
     given_texts = ["alpha beta gamma", "delta epsilon zeta"]
     with Labeling(SENTIMENT, model="tiny", hosts=server.url, domain_prior=given_texts) as s:
         list(s.results(list(DOCUMENTS)))
-    drawn = " ".join(document_of(b) for b in server.generates()[:DOMAIN_DOCUMENTS]).split()
+    drawn = " ".join(document_of(b) for b in server.generates()[:PRIOR]).split()
     assert set(drawn) <= set(" ".join(given_texts).split())
 
 
@@ -151,8 +159,8 @@ def test_the_cli_reads_the_prior_from_the_file_head_even_when_resuming(
     server = scripted(responder=responder)
     result = CliRunner().invoke(main, [*base, "--host", server.url])
     assert result.exit_code == 0, result.output
-    assert f"calibration: {DOMAIN_DOCUMENTS} requests for the in-domain prior" in result.output
-    first_prior = [document_of(b) for b in server.generates()[:DOMAIN_DOCUMENTS]]
+    assert f"calibration: {PRIOR} requests for the in-domain prior" in result.output
+    first_prior = [document_of(b) for b in server.generates()[:PRIOR]]
 
     # Drop the last record: the rerun labels that line only, against the same prior.
     out.write_text("".join(out.read_text().splitlines(keepends=True)[:-1]))

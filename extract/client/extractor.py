@@ -97,11 +97,11 @@ class Extractor(Planner):
         it: ``schema``'s choice fields, under the same options, are then decided against this
         in-domain prior instead of the ``N/A`` one (see ``core.calibration``).
 
-        Sends one request per document of random words drawn from ``texts``
-        (``DOMAIN_DOCUMENTS``). Returns what was learned and what it cost; None when these
-        calls are not calibrated (no choice field, ``calibrate=False``, a server without
-        log-probabilities). Raises as ``extract`` does before a request, and TransportError or
-        RequestRejected when the server fails.
+        Sends one request per document of random words drawn from ``texts`` (one per four
+        texts, 4 to 16: ``core.calibration.domain_documents``). Returns what was learned and
+        what it cost; None when these calls are not calibrated (no choice field,
+        ``calibrate=False``, a server without log-probabilities). Raises as ``extract`` does
+        before a request, and TransportError or RequestRejected when the server fails.
         """
         return self._drive(learn_prior(self, texts, schema, options))
 

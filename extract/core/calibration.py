@@ -38,9 +38,11 @@ from .wire import Metrics
 CONTENT_FREE_DOCUMENT = "N/A"
 DEFAULT_CACHE_SIZE = 256
 # The in-domain prior: how many documents of random words it averages (its spread over such
-# documents is about 0.3 nats for SmolLM2-135M, so 16 put its mean within about 0.08), and the
-# longest one (a prompt head's worth of random words says no more than 200 do).
+# documents is about 0.3 nats for SmolLM2-135M, so 16 put its mean within about 0.08), one per
+# four texts drawn from below that (a small batch should not pay more for its prior than for
+# its records), and the longest one (200 random words say what more would).
 DOMAIN_DOCUMENTS = 16
+DOMAIN_MIN_DOCUMENTS = 4
 DOMAIN_MAX_WORDS = 200
 # How far from 0 and 1 a confidence is kept, so that its log-odds stay finite.
 _EDGE = 1e-9
@@ -151,11 +153,10 @@ def _softplus(x: float) -> float:
     return x + math.log1p(math.exp(-x)) if x > 0 else math.log1p(math.exp(x))
 
 
-def domain_documents(
-    texts: Sequence[str], count: int = DOMAIN_DOCUMENTS, seed: int = 0
-) -> list[str]:
+def domain_documents(texts: Sequence[str], count: int | None = None, seed: int = 0) -> list[str]:
     """``count`` documents of words drawn at random (with ``seed``) from ``texts``, each as long
     as the median text (at most :data:`DOMAIN_MAX_WORDS`); none when ``texts`` has no word.
+    By default one per four texts, between ``DOMAIN_MIN_DOCUMENTS`` and ``DOMAIN_DOCUMENTS``.
 
     Words are split on whitespace; texts written without spaces (most have fewer than three
     words) are drawn from character by character instead.
@@ -169,6 +170,8 @@ def domain_documents(
     if not units:
         return []
     length = max(1, min(int(statistics.median(len(piece) for piece in pieces)), DOMAIN_MAX_WORDS))
+    if count is None:
+        count = min(max(len(texts) // 4, DOMAIN_MIN_DOCUMENTS), DOMAIN_DOCUMENTS)
     draw = random.Random(seed)
     glue = " " if spaced else ""
     return [glue.join(draw.choices(units, k=length)) for _ in range(count)]
