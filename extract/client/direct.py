@@ -53,7 +53,10 @@ class Direct:
     def __init__(self, client: httpx.Client | httpx.AsyncClient, url: httpx.URL) -> None:
         self._client = client
         self._url = url
-        self._headers = httpx.Headers({**client.headers, **JSON_BODY})
+        # The headers the client's request would carry, in its order, but for the length.
+        headers = httpx.Headers(client.headers)
+        headers.update(JSON_BODY)
+        self._headers = [(b"Host", url.netloc), *headers.raw]
         self._timeout = client.timeout.as_dict()
 
     def request(self, body: bytes, timeout: httpx.Timeout | None) -> httpx.Request | None:
@@ -61,9 +64,17 @@ class Direct:
         if self._client.cookies or _HTTPX_LOG.isEnabledFor(logging.INFO):
             return None
         extensions = {"timeout": timeout.as_dict() if timeout is not None else self._timeout}
-        return httpx.Request(
-            "POST", self._url, content=body, headers=self._headers, extensions=extensions
+        # Made from a stream, with every header given, httpx adds none: checking for and adding
+        # its own would cost more than the rest of building the request.
+        request = httpx.Request(
+            "POST",
+            self._url,
+            headers=[*self._headers, (b"Content-Length", b"%d" % len(body))],
+            stream=httpx.ByteStream(body),
+            extensions=extensions,
         )
+        request.read()  # as a request built from content is: its body at hand
+        return request
 
     def received(self, response: httpx.Response, request: httpx.Request) -> httpx.Response:
         """``response`` as the client would return it: tied to its request, any cookie kept."""
