@@ -4,6 +4,7 @@ client would send, and go through it whenever it would add something: a cookie, 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 from collections.abc import Callable
 from typing import Any
@@ -32,20 +33,29 @@ def _handler(seen: Seen, cookie: str | None = None) -> Callable[[httpx.Request],
     return handle
 
 
-def sync_twice(seen: Seen, cookie: str | None = None, between: Callable[[], Any] = list) -> None:
+def sync_twice(
+    seen: Seen, cookie: str | None = None, between: Callable[[], Any] = list, closing: bool = False
+) -> None:
+    """Two generations through one transport; ``between`` runs, or it is closed, in between."""
     mock = httpx.MockTransport(_handler(seen, cookie))
     with Transport(Settings.resolve("h:1", api_key="k"), transport=mock) as transport:
         assert transport.generate(REQUEST).text == "{}"
         between()
+        if closing:
+            transport.close()
         assert transport.generate(REQUEST).text == "{}"
 
 
-def async_twice(seen: Seen, cookie: str | None = None, between: Callable[[], Any] = list) -> None:
+def async_twice(
+    seen: Seen, cookie: str | None = None, between: Callable[[], Any] = list, closing: bool = False
+) -> None:
     async def run() -> None:
         mock = httpx.MockTransport(_handler(seen, cookie))
         async with AsyncTransport(Settings.resolve("h:1", api_key="k"), transport=mock) as t:
             assert (await t.generate(REQUEST)).text == "{}"
             between()
+            if closing:
+                await t.aclose()
             assert (await t.generate(REQUEST)).text == "{}"
 
     asyncio.run(run())
@@ -81,6 +91,21 @@ def test_a_cookie_the_server_sets_is_sent_back(twice: Any) -> None:
     twice(seen, cookie="session=abc; Path=/")
     assert "cookie" not in seen[0].headers
     assert seen[1].headers["cookie"] == "session=abc"
+
+
+@BOTH
+def test_a_closed_transport_refuses_to_send(twice: Any) -> None:
+    with pytest.raises(RuntimeError, match="client has been closed"):
+        twice([], closing=True)
+
+
+def test_a_user_in_the_host_url_is_sent_as_basic_auth() -> None:
+    # Settings.resolve refuses such a host; settings made by hand can still carry one.
+    seen: Seen = []
+    settings = dataclasses.replace(Settings.resolve("h:1"), host="http://u:p@h:1")
+    with Transport(settings, transport=httpx.MockTransport(_handler(seen))) as transport:
+        transport.generate(REQUEST)
+    assert seen[0].headers["authorization"] == "Basic dTpw"
 
 
 @pytest.mark.parametrize("transport", [Transport, AsyncTransport])

@@ -2,7 +2,7 @@
 
 A request to /api/generate needs nothing the client adds between building it and handing it to
 its transport: the key is a header (no auth flow), redirects are not followed, no hooks are set.
-Yet those layers cost, reading each response into the cookie jar above all: about a tenth of a
+Yet those layers cost, reading each response into the cookie jar above all: over a tenth of a
 call to a server that answers at once. So a generation request skips them while the client would
 add nothing to it:
 
@@ -10,7 +10,9 @@ add nothing to it:
   transports make their own pool (as the client would) only when the environment names none;
 - no cookie to send: a cookie a server sets is kept in the client's jar, and from then on the
   requests go through the client, which sends it;
-- nobody reading httpx's log at INFO, where the client logs each request it sends.
+- nobody reading httpx's log at INFO, where the client logs each request it sends;
+- no user or password in the host's URL, which the client sends as Basic auth;
+- the client is open: once closed, it refuses the request, as it always did.
 """
 
 from __future__ import annotations
@@ -53,6 +55,8 @@ class Direct:
     def __init__(self, client: httpx.Client | httpx.AsyncClient, url: httpx.URL) -> None:
         self._client = client
         self._url = url
+        # The client turns a URL's user and password into Basic auth; only it adds that.
+        self._plain_url = not url.userinfo
         # The headers the client's request would carry, in its order, but for the length.
         headers = httpx.Headers(client.headers)
         headers.update(JSON_BODY)
@@ -61,7 +65,11 @@ class Direct:
 
     def request(self, body: bytes, timeout: httpx.Timeout | None) -> httpx.Request | None:
         """The POST of ``body`` to hand the pool, or None when it must go through the client."""
-        if self._client.cookies or _HTTPX_LOG.isEnabledFor(logging.INFO):
+        client = self._client
+        # A closed client refuses to send (the pool alone would open a new connection).
+        if client.is_closed or client.cookies or not self._plain_url:
+            return None
+        if _HTTPX_LOG.isEnabledFor(logging.INFO):
             return None
         extensions = {"timeout": timeout.as_dict() if timeout is not None else self._timeout}
         # Made from a stream, with every header given, httpx adds none: checking for and adding
