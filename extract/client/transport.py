@@ -13,10 +13,7 @@ from typing import Any, TypeVar
 
 import httpx
 
-from ..core.wire import (
-    GenerateRequest,
-    GenerateResult,
-)
+from ..core.wire import GenerateRequest, GenerateResult
 from ..errors import (
     ConnectError,
     ExtractError,
@@ -25,12 +22,8 @@ from ..errors import (
     TransportError,
 )
 from .config import Settings
-from .replies import (
-    MAX_ERROR_BODY,
-    LineSplitter,
-    ReplyReader,
-    error_for_status,
-)
+from .direct import JSON_BODY, Direct, encoded, proxied
+from .replies import MAX_ERROR_BODY, LineSplitter, ReplyReader, error_for_status
 from .urls import redact
 
 R = TypeVar("R")
@@ -149,7 +142,10 @@ class Transport(_Base):
     def __init__(self, settings: Settings, *, transport: httpx.BaseTransport | None = None) -> None:
         super().__init__(settings)
         limits = httpx.Limits(max_connections=256, max_keepalive_connections=64)
+        if transport is None and not proxied():  # the client's own pool, made here (see .direct)
+            transport = httpx.HTTPTransport(limits=limits)
         self._http = httpx.Client(**self._client_args(), transport=transport, limits=limits)
+        self._pool, self._direct = transport, Direct(self._http, self._generate_url)
 
     def close(self) -> None:
         self._http.close()
@@ -201,21 +197,34 @@ class Transport(_Base):
         """
         model = request.get("model", "")
         reader, splitter = ReplyReader(host=self.host, model=model), LineSplitter()
-        with (
-            _mapped_errors(self.host, model, self.settings.api_key),
-            self._http.stream(
-                "POST", self._generate_url, json=_body(request), timeout=timeout or USE_CLIENT
-            ) as response,
-        ):
-            if response.status_code >= 400:
-                self._check(response, _read_capped(response.iter_bytes()), model)
-            for data in response.iter_bytes():
-                for line in splitter.feed(data):
-                    if any(delta := reader.feed_line(line)):
-                        yield delta
+        with _mapped_errors(self.host, model, self.settings.api_key):
+            response = self._send_generate(encoded(request), timeout)
+            try:
+                if response.status_code >= 400:
+                    self._check(response, _read_capped(response.iter_bytes()), model)
+                for data in response.iter_bytes():
+                    for line in splitter.feed(data):
+                        if any(delta := reader.feed_line(line)):
+                            yield delta
+            finally:
+                response.close()
         if (tail := splitter.flush()) is not None and any(delta := reader.feed_line(tail)):
             yield delta
         yield reader.result()
+
+    def _send_generate(self, body: bytes, timeout: httpx.Timeout | None) -> httpx.Response:
+        """POST ``body`` to /api/generate, straight to the pool when it may (see ``direct``);
+        the response's body is left to read."""
+        if self._pool is not None and (request := self._direct.request(body, timeout)):
+            return self._direct.received(self._pool.handle_request(request), request)
+        built = self._http.build_request(
+            "POST",
+            self._generate_url,
+            content=body,
+            headers=JSON_BODY,
+            timeout=timeout or USE_CLIENT,
+        )
+        return self._http.send(built, stream=True)
 
     def generate(
         self,
@@ -243,7 +252,10 @@ class AsyncTransport(_Base):
     ) -> None:
         super().__init__(settings)
         limits = httpx.Limits(max_connections=256, max_keepalive_connections=64)
+        if transport is None and not proxied():
+            transport = httpx.AsyncHTTPTransport(limits=limits)
         self._http = httpx.AsyncClient(**self._client_args(), transport=transport, limits=limits)
+        self._pool, self._direct = transport, Direct(self._http, self._generate_url)
 
     async def aclose(self) -> None:
         await self._http.aclose()
@@ -292,18 +304,32 @@ class AsyncTransport(_Base):
         model = request.get("model", "")
         reader, splitter = ReplyReader(host=self.host, model=model), LineSplitter()
         with _mapped_errors(self.host, model, self.settings.api_key):
-            async with self._http.stream(
-                "POST", self._generate_url, json=_body(request), timeout=timeout or USE_CLIENT
-            ) as response:
+            response = await self._send_generate(encoded(request), timeout)
+            try:
                 if response.status_code >= 400:
                     self._check(response, await _aread_capped(response.aiter_bytes()), model)
                 async for data in response.aiter_bytes():
                     for line in splitter.feed(data):
                         if any(delta := reader.feed_line(line)):
                             yield delta
+            finally:
+                await response.aclose()
         if (tail := splitter.flush()) is not None and any(delta := reader.feed_line(tail)):
             yield delta
         yield reader.result()
+
+    async def _send_generate(self, body: bytes, timeout: httpx.Timeout | None) -> httpx.Response:
+        """The asyncio twin of ``Transport._send_generate``."""
+        if self._pool is not None and (request := self._direct.request(body, timeout)):
+            return self._direct.received(await self._pool.handle_async_request(request), request)
+        built = self._http.build_request(
+            "POST",
+            self._generate_url,
+            content=body,
+            headers=JSON_BODY,
+            timeout=timeout or USE_CLIENT,
+        )
+        return await self._http.send(built, stream=True)
 
     async def generate(
         self,
@@ -331,12 +357,6 @@ def _blank(error: ExtractError, secret: str) -> None:
         if isinstance(value, str):
             setattr(error, name, value.replace(secret, "***"))
     error.args = tuple(a.replace(secret, "***") if isinstance(a, str) else a for a in error.args)
-
-
-def _body(request: GenerateRequest) -> dict[str, Any]:
-    # Unset fields are left out rather than sent as null: Ollama reads `"think": null` and an
-    # absent `think` differently on thinking models.
-    return {k: v for k, v in request.items() if v is not None}
 
 
 def _read_capped(chunks: Iterator[bytes], cap: int = MAX_ERROR_BODY) -> bytes:
