@@ -40,6 +40,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import re
 import sys
 import tempfile
 import time
@@ -167,7 +168,8 @@ def run_config(
 
 
 def _file_name(name: str) -> str:
-    return name.split(":")[0].replace(" ", "-").replace("=", "-")
+    """``few-shot k=4`` → ``few-shot-k-4``; ``peer: ...`` → ``peer``."""
+    return re.sub(r"[^a-z0-9]+", "-", name.split(":")[0].lower()).strip("-")
 
 
 def _recorded(rows: Sequence[dict[str, Any]]) -> Cost:
