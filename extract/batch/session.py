@@ -55,14 +55,15 @@ class Labeling:
     starts). Records come in input order, or as they finish with ``ordered=False``. ``cache``:
     True for the default file, a path, or a ``Cache``; only validated values are stored.
 
+    ``options`` (``format``, ``max_attempts``, ``retry``, ``options``, ``system``, ...) apply to
+    every document and stay constant, so the model is never reloaded mid-run. ``transport`` is
+    an httpx async transport for every host (tests).
+
     ``domain_prior``: choice fields are calibrated against the model's lean on documents like
     the batch's (``Extractor.learn_prior``), learned once per session from the first
     documents' words (True), from given texts (a list: a rerun that must decide alike gives
     the same ones), or not at all (False: the ``N/A`` prior of single calls). What it cost is
     in ``priors``.
-    ``options`` (``format``, ``max_attempts``, ``retry``, ``options``, ``system``, ...) apply to
-    every document and stay constant, so the model is never reloaded mid-run. ``transport`` is
-    an httpx async transport for every host (tests).
 
     Use it as a context manager (``with`` for :meth:`results`, ``async with`` for
     :meth:`aresults`), or call ``close()``/``aclose()``. One session serves one event loop:
