@@ -89,6 +89,19 @@ class _Base:
                 "the reply is not JSON", status=response.status_code, host=self.host
             ) from None
 
+    def _through_client(
+        self, client: httpx.Client | httpx.AsyncClient, body: bytes, timeout: httpx.Timeout | None
+    ) -> httpx.Request:
+        """The generation POST of ``body`` as ``client`` builds it, for when it may not skip
+        the client (see ``direct``)."""
+        return client.build_request(
+            "POST",
+            self._generate_url,
+            content=body,
+            headers=JSON_BODY,
+            timeout=timeout or USE_CLIENT,
+        )
+
     def _build(self, method: str, path: str, body: Any = None) -> httpx.Request:
         return httpx.Request(
             method,
@@ -217,13 +230,7 @@ class Transport(_Base):
         the response's body is left to read."""
         if self._pool is not None and (request := self._direct.request(body, timeout)):
             return self._direct.received(self._pool.handle_request(request), request)
-        built = self._http.build_request(
-            "POST",
-            self._generate_url,
-            content=body,
-            headers=JSON_BODY,
-            timeout=timeout or USE_CLIENT,
-        )
+        built = self._through_client(self._http, body, timeout)
         return self._http.send(built, stream=True)
 
     def generate(
@@ -322,13 +329,7 @@ class AsyncTransport(_Base):
         """The asyncio twin of ``Transport._send_generate``."""
         if self._pool is not None and (request := self._direct.request(body, timeout)):
             return self._direct.received(await self._pool.handle_async_request(request), request)
-        built = self._http.build_request(
-            "POST",
-            self._generate_url,
-            content=body,
-            headers=JSON_BODY,
-            timeout=timeout or USE_CLIENT,
-        )
+        built = self._through_client(self._http, body, timeout)
         return await self._http.send(built, stream=True)
 
     async def generate(
