@@ -59,7 +59,8 @@ class _CountingEngine(ScriptedEngine):
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class RunningServer:
-    """A server in a child process: its URL and its count of model calls so far."""
+    """A server in a child process: its URL, its count of scripted model calls so far, and,
+    when metered, the log of what its generations cost."""
 
     url: str
     pid: int
