@@ -135,8 +135,13 @@ def _disagreements(name: str, records: list[Record]) -> list[str]:
     reported = sum((r.reported for r in records), Cost())
     attempts = sum(r.attempts for r in records)
     found = []
-    if logged.requests - prior.requests != attempts:
-        found.append(f"{logged.requests - prior.requests} generations for {attempts} attempts")
+    if (generations := logged.requests - prior.requests) != attempts:
+        # extract stops reading a runaway reply; the server then drops that generation
+        # unfinished, which logs nothing, and the attempt reports no counters either.
+        why = " (attempts cut off mid-reply are never finished, so not logged)"
+        found.append(f"{generations} generations for {attempts} attempts")
+        if generations < attempts:
+            found[-1] += why
     if logged.tokens - prior.tokens != reported.tokens:
         found.append(f"{logged.tokens - prior.tokens} tokens logged, {reported.tokens} reported")
     timed = [r for r in records if r.durations]
