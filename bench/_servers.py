@@ -3,7 +3,9 @@
 A separate process, as Ollama is: the server's threads then never compete with the client
 under measurement for the interpreter lock. The scripted engine answers every generation with
 one fixed reply and counts the generation requests in shared memory instead of recording them,
-so a million-request run keeps the server's memory flat.
+so a million-request run keeps the server's memory flat. A metered llama server logs what
+every generation cost (:class:`~bench.labels_meter.MeteredEngine`) and hands the log to the
+parent on request.
 """
 
 from __future__ import annotations
@@ -16,7 +18,9 @@ from multiprocessing.connection import Connection
 from multiprocessing.sharedctypes import Synchronized
 from typing import Any, Literal
 
-from extract.server import LlamaEngine, Reply, ScriptedEngine, serve
+from extract.server import LlamaEngine, Reply, ScriptedEngine, default_model_path, serve
+
+from .labels_meter import Generation, MeteredEngine
 
 # Paths that run the model; the rest (version, show, tags) are not model calls.
 GENERATION_PATHS = frozenset({"/api/generate", "/api/chat", "/v1/chat/completions"})
@@ -32,6 +36,12 @@ class ServerSpec:
     reply: str = "{}"
     slots: int = 1
     latency: float = 0.0
+    # llama only: the default model under each of these names, each its own llama.cpp instance
+    # (so its own prompt cache), loaded before the server starts; empty: the default name.
+    names: tuple[str, ...] = ()
+    # llama only (ignored for scripted): log every generation's cost, read with
+    # RunningServer.take_generations().
+    metered: bool = False
 
 
 class _CountingEngine(ScriptedEngine):
@@ -49,20 +59,51 @@ class _CountingEngine(ScriptedEngine):
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class RunningServer:
-    """A server in a child process: its URL and its count of model calls so far."""
+    """A server in a child process: its URL, its count of scripted model calls so far, and,
+    when metered, the log of what its generations cost."""
 
     url: str
     pid: int
     _calls: Synchronized[int]
+    _conn: Connection
+    metered: bool = False
 
     @property
     def model_calls(self) -> int:
         return int(self._calls.value)
 
+    def take_generations(self) -> list[Generation]:
+        """Each generation the server finished since the last call, in order, with its cost.
+
+        A generation is logged before its reply is sent, so once a request has been answered
+        its cost is in the next take.
+
+        Raises:
+            RuntimeError: the server is not metered (``ServerSpec(metered=True)``).
+        """
+        if not self.metered:
+            raise RuntimeError(
+                "take_generations needs a server started with ServerSpec(metered=True)"
+            )
+        self._conn.send("take")
+        generations: list[Generation] = self._conn.recv()
+        return generations
+
+
+def _llama_engine(spec: ServerSpec) -> Any:
+    if not spec.names:
+        inner = LlamaEngine()
+    else:
+        path = default_model_path()
+        inner = LlamaEngine(dict.fromkeys(spec.names, path))
+        for name in spec.names:
+            inner.load(name, None)
+    return MeteredEngine(inner) if spec.metered else inner
+
 
 def _run(spec: ServerSpec, calls: Synchronized[int], conn: Connection) -> None:
     if spec.kind == "llama":
-        engine: Any = LlamaEngine()
+        engine: Any = _llama_engine(spec)
     else:
         reply = Reply.text(spec.reply)
         engine = _CountingEngine(
@@ -74,9 +115,10 @@ def _run(spec: ServerSpec, calls: Synchronized[int], conn: Connection) -> None:
         )
     with serve(engine) as server:
         conn.send(server.url)
-        # Serve until the parent says stop or goes away.
+        # Serve until the parent says stop or goes away; a metered server answers "take".
         with contextlib.suppress(EOFError):
-            conn.recv()
+            while conn.recv() == "take":
+                conn.send(engine.take())
 
 
 @contextlib.contextmanager
@@ -96,7 +138,9 @@ def running(spec: ServerSpec) -> Iterator[RunningServer]:
         if not parent.poll(_START_TIMEOUT):
             raise RuntimeError(f"the {spec.kind} server did not start")
         url = parent.recv()
-        yield RunningServer(url, process.pid or 0, calls)
+        yield RunningServer(
+            url, process.pid or 0, calls, parent, spec.metered and spec.kind == "llama"
+        )
     finally:
         with contextlib.suppress(OSError):
             parent.send("stop")

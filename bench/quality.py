@@ -10,19 +10,23 @@ document so that a busy spell on the machine falls on all of them alike:
 
 Each gets three attempts (extract's default) and the same cap of ``MAX_TOKENS`` generated
 tokens per attempt: valid replies here take under 100, and an uncapped runaway (``format:
-"json"`` emitting whitespace) would run to the end of the context, about 35 s a time. Counted
-per configuration: replies valid on the first attempt, records valid in the end, mean attempts,
-and prompt + generated tokens summed over every attempt (failed ones included) divided by the
-valid records. Sampling is the server's default (temperature 0.8), as a user who sets nothing
-would get, so a single run is noisy: beside each ratio of token costs stands a 95% interval
-from a paired bootstrap over the records, and the tokens are split into prompt and reply.
+"json"`` emitting whitespace) would run to the end of the context, about 35 s a time.
+
+On a local model the cost of a record is the server's time, so the server is metered: it logs
+the counters of every generation it finishes (``total_duration``, prompt and generated tokens),
+failed attempts included, and the log is read after each record, when that record's requests
+have all been answered, so each configuration is charged for its own requests only, extract's
+calibration request included (the prompt about a content-free document that a schema with a
+choice field costs once per extractor). The same figures from the replies themselves
+(extract's attempts, the ollama client's responses; instructor's OpenAI replies carry tokens
+but no durations) check the log. Each configuration runs on its own llama.cpp instance of the
+model, so the prompt prefix it finds cached is its own previous request's, as when it runs
+alone, not that of whichever configuration went before it.
 """
 
 from __future__ import annotations
 
-import collections
 import dataclasses
-import random
 import time
 from collections.abc import Callable
 from typing import Any
@@ -36,30 +40,22 @@ from instructor.core import InstructorError
 from extract import ExtractionFailed, Extractor
 
 from ._harness import Outcome, Scale, progress
-from ._servers import ServerSpec, model_name, running
+from ._servers import RunningServer, ServerSpec, running
 from .docs import MESSAGES, SCHEMAS, plain_prompt
+from .labels_meter import Cost
+from .quality_report import MAX_ATTEMPTS, MAX_TOKENS, Record, outcome
 
-MAX_ATTEMPTS = 3
-MAX_TOKENS = 192
-GOAL_ATTEMPTS = 1.05
-BOOTSTRAP_ROUNDS = 2000
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class Record:
-    """How one configuration did on one (document, schema)."""
-
-    first_valid: bool
-    valid: bool
-    attempts: int
-    prompt_tokens: int  # prompt tokens over every attempt
-    reply_tokens: int  # generated tokens over every attempt
-    seconds: float = 0.0
-    errors: tuple[str, ...] = ()  # what went wrong in each failed attempt
-
+# The model's name on the server for each configuration: one llama.cpp instance each.
+SERVED = {
+    "extract json": "p6-extract-json",
+    "extract schema": "p6-extract-schema",
+    "extract auto": "p6-extract-auto",
+    "ollama format=schema": "p6-ollama",
+    "instructor JSON": "p6-instructor",
+}
 
 Run = Callable[[str, str], Record]
-"""(schema name, document) → Record."""
+"""(schema name, document) → Record, without the server's log (added by the caller)."""
 
 
 def _extract_runner(url: str, model: str, fmt: str) -> tuple[Run, Callable[[], None]]:
@@ -79,11 +75,15 @@ def _extract_runner(url: str, model: str, fmt: str) -> tuple[Run, Callable[[], N
             valid = False
         else:
             attempts, valid = list(result.attempts), True
-        prompt = sum(a.metrics.prompt_eval_count or 0 for a in attempts)
-        reply = sum(a.metrics.eval_count or 0 for a in attempts)
+        reported = Cost(
+            len(attempts),
+            sum(a.metrics.total_duration or 0 for a in attempts) / 1e9,
+            sum(a.metrics.prompt_eval_count or 0 for a in attempts),
+            sum(a.metrics.eval_count or 0 for a in attempts),
+        )
         errors = tuple(type(a.error).__name__ for a in attempts if a.error is not None)
         first = valid and len(attempts) == 1
-        return Record(first, valid, len(attempts), prompt, reply, errors=errors)
+        return Record(first, valid, len(attempts), reported, errors=errors)
 
     return run, extractor.close
 
@@ -93,7 +93,7 @@ def _ollama_runner(url: str, model: str) -> tuple[Run, Callable[[], None]]:
     formats = {name: schema.model_json_schema() for name, schema in SCHEMAS.items()}
 
     def run(schema_name: str, text: str) -> Record:
-        prompt = reply_tokens = 0
+        reported = Cost()
         errors = []
         for attempt in range(1, MAX_ATTEMPTS + 1):
             reply = client.generate(
@@ -102,15 +102,14 @@ def _ollama_runner(url: str, model: str) -> tuple[Run, Callable[[], None]]:
                 format=formats[schema_name],
                 options={"num_predict": MAX_TOKENS},
             )
-            prompt += reply.prompt_eval_count or 0
-            reply_tokens += reply.eval_count or 0
+            reported += Cost.of(reply.model_dump())
             try:
                 SCHEMAS[schema_name].model_validate_json(reply.response or "")
             except pydantic.ValidationError as exc:
                 errors.append(_pydantic_kind(exc))
                 continue
-            return Record(attempt == 1, True, attempt, prompt, reply_tokens, errors=tuple(errors))
-        return Record(False, False, MAX_ATTEMPTS, prompt, reply_tokens, errors=tuple(errors))
+            return Record(attempt == 1, True, attempt, reported, errors=tuple(errors))
+        return Record(False, False, MAX_ATTEMPTS, reported, errors=tuple(errors))
 
     return run, client.close
 
@@ -136,10 +135,19 @@ def _instructor_runner(url: str, model: str) -> tuple[Run, Callable[[], None]]:
         except InstructorError as exc:
             # Retries exhausted, or a reply cut at max_tokens (which instructor does not retry).
             valid, errors = False, (type(exc).__name__,)
-        prompt = sum(c.usage.prompt_tokens for c in seen if c.usage)
-        reply = sum(c.usage.completion_tokens for c in seen if c.usage)
+        # OpenAI's usage has tokens but no durations: the seconds are the server's alone.
+        # instructor rewrites each reply's usage in place with its running total over the
+        # retries, so the last reply's usage is the whole call's.
+        usage = seen[-1].usage if seen else None
+        reported = Cost(
+            len(seen),
+            prompt_tokens=usage.prompt_tokens if usage else 0,
+            output_tokens=usage.completion_tokens if usage else 0,
+        )
         attempts = max(len(seen), 1)
-        return Record(valid and attempts == 1, valid, attempts, prompt, reply, errors=errors)
+        return Record(
+            valid and attempts == 1, valid, attempts, reported, durations=False, errors=errors
+        )
 
     return run, raw.close
 
@@ -150,79 +158,42 @@ def _pydantic_kind(exc: pydantic.ValidationError) -> str:
     return f"ValidationError:{found[0]['type']}" if found else "ValidationError"
 
 
-def _runners(url: str, model: str) -> dict[str, tuple[Run, Callable[[], None]]]:
+def _runners(url: str) -> dict[str, tuple[Run, Callable[[], None]]]:
     return {
-        "extract json": _extract_runner(url, model, "json"),
-        "extract schema": _extract_runner(url, model, "schema"),
-        "extract auto": _extract_runner(url, model, "auto"),
-        "ollama format=schema": _ollama_runner(url, model),
-        "instructor JSON": _instructor_runner(url, model),
+        "extract json": _extract_runner(url, SERVED["extract json"], "json"),
+        "extract schema": _extract_runner(url, SERVED["extract schema"], "schema"),
+        "extract auto": _extract_runner(url, SERVED["extract auto"], "auto"),
+        "ollama format=schema": _ollama_runner(url, SERVED["ollama format=schema"]),
+        "instructor JSON": _instructor_runner(url, SERVED["instructor JSON"]),
     }
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
-class Summary:
-    """One configuration's totals."""
-
-    records: int
-    first_valid: int
-    valid: int
-    attempts: int
-    prompt_tokens: int
-    reply_tokens: int
-    seconds: float
-    errors: collections.Counter[str]
-
-    @classmethod
-    def of(cls, records: list[Record]) -> Summary:
-        return cls(
-            records=len(records),
-            first_valid=sum(r.first_valid for r in records),
-            valid=sum(r.valid for r in records),
-            attempts=sum(r.attempts for r in records),
-            prompt_tokens=sum(r.prompt_tokens for r in records),
-            reply_tokens=sum(r.reply_tokens for r in records),
-            seconds=sum(r.seconds for r in records),
-            errors=collections.Counter(e for r in records for e in r.errors),
-        )
-
-    @property
-    def first_share(self) -> float:
-        return self.first_valid / max(self.records, 1)
-
-    @property
-    def valid_share(self) -> float:
-        return self.valid / max(self.records, 1)
-
-    @property
-    def mean_attempts(self) -> float:
-        return self.attempts / max(self.records, 1)
-
-    @property
-    def tokens_per_valid(self) -> float:
-        tokens = self.prompt_tokens + self.reply_tokens
-        return tokens / self.valid if self.valid else float("inf")
-
-    def per_attempt(self, tokens: int) -> float:
-        return tokens / max(self.attempts, 1)
-
-
-def _timed(run: Run, schema_name: str, text: str) -> Record:
+def _measured(server: RunningServer, run: Run, schema_name: str, text: str) -> Record:
+    """One record, with its wall time and what the server logged for its requests."""
     start = time.perf_counter()
     record = run(schema_name, text)
-    return dataclasses.replace(record, seconds=time.perf_counter() - start)
+    seconds = time.perf_counter() - start
+    # Every request of this record has been answered, and nothing else ran meanwhile.
+    logged = server.take_generations()
+    return dataclasses.replace(
+        record,
+        server=sum((g.cost for g in logged), Cost()),
+        prior=sum((g.cost for g in logged if g.content_free), Cost()),
+        seconds=seconds,
+    )
 
 
 def run(scale: Scale) -> list[Outcome]:
     """Measure P6."""
-    spec = ServerSpec(kind="llama")
+    spec = ServerSpec(kind="llama", names=tuple(SERVED.values()), metered=True)
     docs = MESSAGES[: scale.real_docs]
     results: dict[str, list[Record]] = {}
     measured = 0
     started = time.perf_counter()
     with running(spec) as server:
-        runners = _runners(server.url, model_name(spec))
+        runners = _runners(server.url)
         results = {name: [] for name in runners}
+        server.take_generations()  # loading generates nothing; start from an empty log all the same
         try:
             for text in docs:
                 # Documents are whole turns of every configuration, so stopping between two
@@ -232,93 +203,10 @@ def run(scale: Scale) -> list[Outcome]:
                     break
                 for schema_name in SCHEMAS:
                     for name, (runner, _close) in runners.items():
-                        results[name].append(_timed(runner, schema_name, text))
+                        results[name].append(_measured(server, runner, schema_name, text))
                 measured += 1
                 progress(f"P6 document {measured}/{len(docs)}")
         finally:
             for _runner, close in runners.values():
                 close()
-    return [_outcome(results, measured, len(docs), scale.real_budget)]
-
-
-def _ratio_interval(
-    ours: list[Record], theirs: list[Record], *, rounds: int = BOOTSTRAP_ROUNDS
-) -> tuple[float, float]:
-    """A 95% interval of (our tokens per valid record) ÷ (theirs), by a paired bootstrap.
-
-    Both lists hold the same (document, schema) pairs in the same order; each round draws
-    pairs with replacement, so one costly run of retries weighs as often on both sides.
-    """
-    rng = random.Random(0)  # the same draws on every run, for comparable intervals
-    pairs = list(zip(ours, theirs, strict=True))
-    ratios = []
-    for _ in range(rounds):
-        drawn = rng.choices(pairs, k=len(pairs))
-        mine = Summary.of([a for a, _b in drawn]).tokens_per_valid
-        other = Summary.of([b for _a, b in drawn]).tokens_per_valid
-        ratios.append(mine / other if other not in (0, float("inf")) else float("inf"))
-    ratios.sort()
-    return ratios[int(0.025 * rounds)], ratios[int(0.975 * rounds) - 1]
-
-
-def _outcome(results: dict[str, list[Record]], n_docs: int, planned: int, budget: float) -> Outcome:
-    summaries = {name: Summary.of(records) for name, records in results.items()}
-    auto = summaries["extract auto"]
-    fewest = min(s.tokens_per_valid for s in summaries.values())
-    passed = (
-        auto.records > 0
-        and auto.valid == auto.records
-        and auto.mean_attempts <= GOAL_ATTEMPTS
-        and auto.tokens_per_valid <= fewest
-    )
-    cut = (
-        f" (of {planned} planned: the {budget / 60:.0f}-minute budget ran out)"
-        if n_docs < planned
-        else ""
-    )
-    lines = [
-        f"{n_docs} messages{cut} × {len(SCHEMAS)} schemas ({', '.join(SCHEMAS)}) = "
-        f"{n_docs * len(SCHEMAS)} records per configuration, up to {MAX_ATTEMPTS} attempts and "
-        f"{MAX_TOKENS} generated tokens per attempt",
-        "",
-        "| configuration | first-try valid | valid | mean attempts | tokens / valid record "
-        "| prompt / attempt | reply / attempt | s / record |",
-        "|---|---|---|---|---|---|---|---|",
-    ]
-    for name, s in summaries.items():
-        lines.append(
-            f"| {name} | {s.first_valid}/{s.records} ({s.first_share:.0%}) "
-            f"| {s.valid}/{s.records} ({s.valid_share:.0%}) | {s.mean_attempts:.2f} "
-            f"| {s.tokens_per_valid:.0f} | {s.per_attempt(s.prompt_tokens):.0f} "
-            f"| {s.per_attempt(s.reply_tokens):.0f} | {s.seconds / max(s.records, 1):.2f} |"
-        )
-    lines += [
-        "",
-        "extract auto's tokens per valid record ÷ each other configuration's, with a 95% "
-        f"interval from a paired bootstrap over the records ({BOOTSTRAP_ROUNDS} rounds):",
-        "",
-    ]
-    for name, s in summaries.items():
-        if name == "extract auto" or not s.valid:
-            continue
-        low, high = _ratio_interval(results["extract auto"], results[name])
-        ratio = auto.tokens_per_valid / s.tokens_per_valid
-        lines.append(f"- ÷ {name}: {ratio:.2f} ({low:.2f}–{high:.2f})")
-    lines += ["", "What failed attempts failed on:", ""]
-    for name, s in summaries.items():
-        kinds = ", ".join(f"{kind} × {n}" for kind, n in s.errors.most_common()) or "nothing"
-        lines.append(f"- {name}: {kinds}")
-    runner_up = min(
-        (s.tokens_per_valid for n, s in summaries.items() if n != "extract auto"),
-        default=float("inf"),
-    )
-    return Outcome(
-        "P6",
-        f"real model (SmolLM2-135M), {n_docs} docs × {len(SCHEMAS)} schemas: extract "
-        "json/schema/auto vs ollama format=schema vs instructor JSON",
-        f"auto: {auto.valid_share:.0%} valid, {auto.mean_attempts:.2f} attempts, "
-        f"{auto.tokens_per_valid:.0f} tok/valid (next best {runner_up:.0f})",
-        f"100% valid, ≤ {GOAL_ATTEMPTS} attempts, fewest tokens",
-        passed,
-        tuple(lines),
-    )
+    return [outcome(results, measured, len(docs), scale.real_budget)]
