@@ -16,6 +16,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from extract import ConfigError, Extractor, Labeling
+from extract.batch.run import WARM_UP_DOCUMENTS
 from extract.cli import main
 from extract.core.calibration import (
     DOMAIN_DOCUMENTS,
@@ -103,6 +104,18 @@ def test_labeling_learns_once_before_any_record(scripted: Callable[..., Scripted
     assert sent[PRIOR:] == [*DOCUMENTS, "So-so flight."]
     assert not set(sent[:PRIOR]) & set(DOCUMENTS)
     assert [p.documents for p in session.priors] == [PRIOR]
+
+
+def test_the_prior_reads_the_first_64_documents_whatever_the_window(
+    scripted: Callable[..., Scripted],
+) -> None:
+    server = scripted(responder=responder)
+    texts = [f"word{i}a word{i}b word{i}c" for i in range(100)]
+    with Labeling(SENTIMENT, model="tiny", hosts=server.url, concurrency=1) as session:
+        assert len(list(session.results(texts))) == len(texts)
+    drawn = {w for b in server.generates()[:DOMAIN_DOCUMENTS] for w in document_of(b).split()}
+    assert drawn <= {w for t in texts[:WARM_UP_DOCUMENTS] for w in t.split()}
+    assert [p.documents for p in session.priors] == [DOMAIN_DOCUMENTS]  # one per four texts
 
 
 def test_labeling_can_keep_the_na_prior_or_take_given_texts(

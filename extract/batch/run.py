@@ -89,13 +89,14 @@ class BatchRun:
         # A record whose host fails is sent again (to another host when there is one).
         self.rounds = max(2, len(pool.hosts))
         window = sum(h.window.ceiling for h in pool.hosts) * WINDOW_PER_SLOT
-        self.slots = _Slots(max(MIN_WINDOW, window))
+        # A warm-up holds its documents until it is done: room for all of them.
+        held = WARM_UP_DOCUMENTS if warm_up is not None else 0
+        self.slots = _Slots(max(MIN_WINDOW, window, held))
         self.finished: asyncio.Queue[tuple[int, Record] | BaseException | None] = asyncio.Queue()
         self.tasks: set[asyncio.Task[Any]] = set()
         self.total: int | None = None
         self.warm_up = warm_up
         self.held: list[tuple[int, Document]] = []
-        self.sample = min(WARM_UP_DOCUMENTS, self.slots.free)
 
     async def results(self, records: Records) -> AsyncIterator[Record]:
         self._spawn(self._read(records))
@@ -125,7 +126,7 @@ class BatchRun:
                 doc = to_document(item, seq + 1, id_field=self.id_field, text_field=self.text_field)
                 self._start(seq, doc)
                 seq += 1
-            if len(self.held) >= self.sample:
+            if len(self.held) >= WARM_UP_DOCUMENTS:
                 await self._warmed()
         if self.held:
             await self._warmed()
@@ -159,7 +160,8 @@ class BatchRun:
         """Warm up on the held documents' texts, then start them."""
         assert self.warm_up is not None
         warm_up, self.warm_up = self.warm_up, None
-        await warm_up([d.text for _, d in self.held if d.error is None and d.text])
+        texts = [d.text for _, d in self.held if d.error is None and d.text]
+        await warm_up(texts[:WARM_UP_DOCUMENTS])
         held, self.held = self.held, []
         for seq, doc in held:
             self._start(seq, doc)

@@ -142,7 +142,7 @@ class Labeling:
             ordered=self.ordered,
             id_field=self.id_field,
             text_field=self.text_field,
-            warm_up=self._warm_up if self._domain is not False else None,
+            warm_up=self._warm_up if self._wants_prior() else None,
         )
         try:
             async for record in run.results(records):
@@ -159,6 +159,12 @@ class Labeling:
         if self._thread is None:
             self._thread = LoopThread("extract-labeling")
         return self._thread.iterate(lambda: self.aresults(records))
+
+    def _wants_prior(self) -> bool:
+        """Whether the next run learns the in-domain prior first: not yet learned, and choice
+        fields that are calibrated (the server's part is known only when it is asked)."""
+        calibrated = self.options.get("calibrate", True) and self.options.get("confidence", True)
+        return self._domain is not False and calibrated and self.schema.has_choices
 
     async def _warm_up(self, texts: list[str]) -> None:
         """Learn the in-domain prior on every host, once per session.
