@@ -77,25 +77,6 @@ def test_schemas_list_show_and_check(tmp_path: Path) -> None:
     assert "uniqueItems" in out
 
 
-def test_doctor_green_and_red(engine: ScriptedEngine, url: str) -> None:
-    engine.script(Reply.text('{"sentiment": "positive", "evidence": "love"}'))
-    code, out, _ = run("doctor", "--host", url, "-m", "tiny")
-    assert code == 0
-    assert "smoke extraction" in out
-    assert "FAIL" not in out
-    code, out, _ = run("doctor", "--host", url, "-m", "llama3.2")
-    assert code == 3
-    assert "ollama pull llama3.2" in out
-
-
-def test_doctor_unreachable_host() -> None:
-    with serve(ScriptedEngine()) as srv:
-        dead = srv.url
-    code, out, _ = run("doctor", "--host", dead)
-    assert code == 3
-    assert "FAIL" in out
-
-
 def test_python_dash_m_extract_works() -> None:
     out = subprocess.run(
         [sys.executable, "-m", "extract", "--version"], capture_output=True, text=True, check=True
