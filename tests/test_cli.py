@@ -11,7 +11,7 @@ import pytest
 from click.testing import CliRunner
 
 from extract.cli import main
-from extract.server import Reply, ScriptedEngine, serve
+from extract.server import Reply, ScriptedEngine
 
 
 def run(*args: str, stdin: str | None = None) -> tuple[int, str, str]:

@@ -47,7 +47,8 @@ def test_a_healthy_host_passes_every_check(engine: ScriptedEngine, url: str) -> 
     assert "log-probabilities: sent when asked" in out
     assert "format enforced" in out
     assert "smoke extraction" in out
-    assert "FAIL" not in out and "warn" not in out
+    assert "FAIL" not in out
+    assert "warn" not in out
     logprobs, probe, _smoke = generates(engine)
     assert logprobs["logprobs"] is True
     assert probe["format"] == FORMAT_PROBE_SCHEMA
@@ -100,7 +101,9 @@ def test_an_html_page_where_json_belongs_fails() -> None:
     def page(request: httpx.Request) -> httpx.Response:
         return httpx.Response(200, html="<html><body>Welcome</body></html>")
 
-    facts = probe_server(Settings.resolve("http://box:80"), "tiny", transport=httpx.MockTransport(page))
+    facts = probe_server(
+        Settings.resolve("http://box:80"), "tiny", transport=httpx.MockTransport(page)
+    )
     assert not facts.compatible
     assert facts.problem is not None
     assert "'<html><body>Welcome</body></html>' (text/html; charset=utf-8), not JSON" in (
@@ -127,9 +130,7 @@ def test_a_server_that_ignores_format_fails(engine: ScriptedEngine, url: str) ->
     assert len(generates(engine)) == 2  # no smoke extraction after a failed check
 
 
-def test_a_string_where_the_schema_wants_an_integer_fails(
-    engine: ScriptedEngine, url: str
-) -> None:
+def test_a_string_where_the_schema_wants_an_integer_fails(engine: ScriptedEngine, url: str) -> None:
     engine.script(scored(), Reply.text('{"answer": "blue"}'))
     code, out = doctor("--host", url, "-m", "tiny")
     assert code == 3

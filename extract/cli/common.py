@@ -105,9 +105,7 @@ def cache_options(func: F) -> F:
         type=click.Path(dir_okay=False, path_type=Path),
         help="Cache file. Default: $EXTRACT_CACHE, else ~/.cache/extract/cache.sqlite.",
     )(func)
-    func = click.option("--no-cache", is_flag=True, help="Neither read nor write the cache.")(
-        func
-    )
+    func = click.option("--no-cache", is_flag=True, help="Neither read nor write the cache.")(func)
     return func
 
 

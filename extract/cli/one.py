@@ -144,12 +144,11 @@ def _at(data: Any, parts: Parts) -> Any:
     (2, True)
     """
     for part in parts:
-        if isinstance(part, str) and isinstance(data, dict) and part in data:
-            data = data[part]
-        elif isinstance(part, int) and isinstance(data, list) and 0 <= part < len(data):
-            data = data[part]
-        else:
+        keyed = isinstance(part, str) and isinstance(data, dict) and part in data
+        indexed = isinstance(part, int) and isinstance(data, list) and 0 <= part < len(data)
+        if not (keyed or indexed):
             return _MISSING
+        data = data[part]
     return data
 
 

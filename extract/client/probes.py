@@ -231,4 +231,3 @@ def _model_facts(ollama: Transport, facts: ServerFacts, model: str) -> ServerFac
         format_enforced=reply is not None and format_held(text, schema=schema),
         format_reply=_shown(text) if text else "(no usable reply)",
     )
-
