@@ -9,9 +9,11 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from conftest import fast_retry
 
+from extract import ConnectError, Extractor
 from extract.cli import main
-from extract.server import Reply, ScriptedEngine
+from extract.server import Reply, ScriptedEngine, serve
 
 
 def run(*args: str, stdin: str | None = None) -> tuple[int, str, str]:
@@ -75,6 +77,18 @@ def test_schemas_list_show_and_check(tmp_path: Path) -> None:
     assert code == 0
     assert "minimum" in out
     assert "uniqueItems" in out
+
+
+def test_an_unreachable_host_says_how_to_start_a_server() -> None:
+    with serve(ScriptedEngine()) as srv:
+        dead = srv.url
+    with (
+        Extractor("tiny", host=dead, retry=fast_retry(1)) as ex,
+        pytest.raises(ConnectError) as caught,
+    ):
+        ex.extract("hi", schema="sentiment")
+    assert "`ollama serve`" in caught.value.message
+    assert "`extract serve`" in caught.value.message
 
 
 def test_python_dash_m_extract_works() -> None:

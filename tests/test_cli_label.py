@@ -141,6 +141,9 @@ def test_empty_input_writes_an_empty_output(
     result = label(server, schema_file, str(blank), "-o", str(tmp_path / "o2.jsonl"))
     assert result.exit_code == 0
     assert "holds no records" in result.stderr
+    result = label(server, schema_file, "-", "-o", str(tmp_path / "o3.jsonl"), stdin="")
+    assert result.exit_code == 0
+    assert "warning: stdin holds no records" in result.stderr
 
 
 def test_input_with_records_does_not_warn(

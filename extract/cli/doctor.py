@@ -14,7 +14,6 @@ from ..errors import EXIT_UNAVAILABLE, ExtractError
 from .common import local_server, model_options
 
 SMOKE_TEXT = "I love this phone: the battery lasts two days."
-START_SERVER = "start `ollama serve` (or `extract serve`), or point OLLAMA_HOST/--host at it"
 
 
 def _line(ok: bool, text: str, fix: str = "") -> bool:
@@ -48,7 +47,8 @@ def _check_host(url: str | None, model: str | None) -> bool:
     try:
         facts = probe_server(settings, model)
     except ExtractError as exc:
-        return _line(False, f"server at {settings.host}: {exc.message}", START_SERVER)
+        # An unreachable host's message already says how to start a server.
+        return _line(False, f"server at {settings.host}: {exc.message}")
     if not _report(facts):
         return False
     return model is None or _smoke(settings.host, model)
@@ -86,11 +86,14 @@ def _report(facts: ServerFacts) -> bool:
             "there will be no confidence and no calibration of choice fields "
             "(Ollama sends them from 0.12.11)",
         )
-    kind = "a JSON Schema" if facts.format_sent == "schema" else '"json"'
+    held = bool(facts.format_enforced)
+    kind = (
+        "a JSON Schema that allows only an integer" if facts.format_sent == "schema" else '"json"'
+    )
     return _line(
-        bool(facts.format_enforced),
-        f"format enforced: asked for a word under {kind} as `format`, it answered "
-        f"{facts.format_reply}",
+        held,
+        f"format is {'' if held else 'not '}enforced: asked for a word under {kind} as "
+        f"`format`, the reply was {facts.format_reply}",
         "this server or model ignores `format` (as Ollama's MLX and cloud models do), so "
         "replies are not held to the schema: use a GGUF model on a local Ollama",
     )

@@ -210,7 +210,8 @@ def label(
                 _remove_if_empty(created)
     _finish(progress, tally, quiet)
     if not read.count:
-        warning = f"warning: {input_path} holds no records: nothing was labeled"
+        where = "stdin" if source is None else input_path
+        warning = f"warning: {where} holds no records: nothing was labeled"
         click.secho(warning, fg="yellow", err=True)
     if export_path is not None:
         rows = export(output, export_path)

@@ -69,7 +69,9 @@ def one(
         if len(urls) > 1:
             raise click.UsageError("`extract one` talks to one host")
         host = urls[0] if urls else None
-        with Extractor(chosen, host=host, **call) as ex, _kept_priors(ex, no_cache, cache_path):
+        # A prompt shown is not extracted: no prior to keep, so no cache file to open.
+        keep = not (no_cache or show_prompt)
+        with Extractor(chosen, host=host, **call) as ex, _kept_priors(ex, keep, cache_path):
             if show_prompt:
                 click.echo(json.dumps(ex.preview(text, schema), indent=2, ensure_ascii=False))
                 return
@@ -87,10 +89,10 @@ def one(
 
 
 @contextlib.contextmanager
-def _kept_priors(ex: Extractor, no_cache: bool, path: Path | None) -> Iterator[None]:
-    """Keep ``ex``'s content-free priors in the cache file (the one ``label`` uses), so the
-    next run with the same model, prompt and schema does not ask for them again."""
-    if no_cache:
+def _kept_priors(ex: Extractor, keep: bool, path: Path | None) -> Iterator[None]:
+    """With ``keep``, keep ``ex``'s content-free priors in the cache file (the one ``label``
+    uses), so the next run with the same model, prompt and schema does not ask for them."""
+    if not keep:
         yield
         return
     with Cache(path) as cache:
