@@ -9,7 +9,9 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from conftest import fast_retry
 
+from extract import ConnectError, Extractor
 from extract.cli import main
 from extract.server import Reply, ScriptedEngine, serve
 
@@ -77,23 +79,16 @@ def test_schemas_list_show_and_check(tmp_path: Path) -> None:
     assert "uniqueItems" in out
 
 
-def test_doctor_green_and_red(engine: ScriptedEngine, url: str) -> None:
-    engine.script(Reply.text('{"sentiment": "positive", "evidence": "love"}'))
-    code, out, _ = run("doctor", "--host", url, "-m", "tiny")
-    assert code == 0
-    assert "smoke extraction" in out
-    assert "FAIL" not in out
-    code, out, _ = run("doctor", "--host", url, "-m", "llama3.2")
-    assert code == 3
-    assert "ollama pull llama3.2" in out
-
-
-def test_doctor_unreachable_host() -> None:
+def test_an_unreachable_host_says_how_to_start_a_server() -> None:
     with serve(ScriptedEngine()) as srv:
         dead = srv.url
-    code, out, _ = run("doctor", "--host", dead)
-    assert code == 3
-    assert "FAIL" in out
+    with (
+        Extractor("tiny", host=dead, retry=fast_retry(1)) as ex,
+        pytest.raises(ConnectError) as caught,
+    ):
+        ex.extract("hi", schema="sentiment")
+    assert "`ollama serve`" in caught.value.message
+    assert "`extract serve`" in caught.value.message
 
 
 def test_python_dash_m_extract_works() -> None:

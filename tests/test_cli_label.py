@@ -134,6 +134,27 @@ def test_empty_input_writes_an_empty_output(
     result = label(server, schema_file, str(source), "-o", str(out))
     assert result.exit_code == 0, result.output
     assert out.read_text() == ""
+    assert f"warning: {source} holds no records" in result.stderr
+    assert "records 0" in result.stderr  # the summary still comes
+    blank = write_jsonl(tmp_path / "blank.jsonl", [])
+    blank.write_text("\n  \n")
+    result = label(server, schema_file, str(blank), "-o", str(tmp_path / "o2.jsonl"))
+    assert result.exit_code == 0
+    assert "holds no records" in result.stderr
+    result = label(server, schema_file, "-", "-o", str(tmp_path / "o3.jsonl"), stdin="")
+    assert result.exit_code == 0
+    assert "warning: stdin holds no records" in result.stderr
+
+
+def test_input_with_records_does_not_warn(
+    server: Scripted, schema_file: Path, tmp_path: Path
+) -> None:
+    source = write_jsonl(tmp_path / "in.jsonl", ["<<1>>"])
+    out = tmp_path / "out.jsonl"
+    assert label(server, schema_file, str(source), "-o", str(out)).exit_code == 0
+    again = label(server, schema_file, str(source), "-o", str(out))  # nothing left to do
+    assert again.exit_code == 0
+    assert "warning" not in again.stderr
 
 
 def test_unknown_model_exits_3_before_any_work(
@@ -145,15 +166,48 @@ def test_unknown_model_exits_3_before_any_work(
     result = CliRunner().invoke(main, [*args, "-m", "missing"])
     assert result.exit_code == 3
     assert "ModelNotFound" in result.stderr
-    assert out.read_text() == ""
+    assert not out.exists()  # a run that failed before its first record leaves no file
 
 
-def test_unreachable_host_exits_3(schema_file: Path, tmp_path: Path) -> None:
+def test_unreachable_host_exits_3_saying_how_to_start_a_server(
+    schema_file: Path, tmp_path: Path
+) -> None:
     source = write_jsonl(tmp_path / "in.jsonl", ["<<1>>"])
-    args = ["label", str(source), "-o", str(tmp_path / "o.jsonl"), "-s", str(schema_file)]
+    out = tmp_path / "new" / "dir" / "o.jsonl"
+    args = ["label", str(source), "-o", str(out), "-s", str(schema_file)]
     result = CliRunner().invoke(main, [*args, "-m", "tiny", "--host", "http://127.0.0.1:9"])
     assert result.exit_code == 3
     assert "ConnectError" in result.stderr
+    assert "`ollama serve`" in result.stderr
+    assert "`extract serve`" in result.stderr
+    assert not (tmp_path / "new").exists()  # nor the folders made for it
+
+
+def test_a_bad_schema_leaves_no_output_file(server: Scripted, tmp_path: Path) -> None:
+    source = write_jsonl(tmp_path / "in.jsonl", ["<<1>>"])
+    bad = tmp_path / "bad.json"
+    bad.write_text('{"type": "objekt"}')
+    out = tmp_path / "out.jsonl"
+    result = label(server, bad, str(source), "-o", str(out))
+    assert result.exit_code == 2
+    assert "SchemaError" in result.stderr
+    assert not out.exists()
+
+
+def test_a_failed_start_leaves_an_existing_output_untouched(
+    server: Scripted, schema_file: Path, tmp_path: Path
+) -> None:
+    source = write_jsonl(tmp_path / "in.jsonl", ["<<1>>", "<<2>>"])
+    empty, started = tmp_path / "empty.jsonl", tmp_path / "started.jsonl"
+    empty.write_text("")
+    assert label(server, schema_file, str(source), "-o", str(started)).exit_code == 0
+    before = started.read_bytes()
+    for out in (empty, started):
+        args = ["label", str(source), "-o", str(out), "-s", str(schema_file)]
+        result = CliRunner().invoke(main, [*args, "-m", "missing", "--host", server.url])
+        assert result.exit_code == 3
+    assert empty.read_text() == ""
+    assert started.read_bytes() == before
 
 
 @pytest.mark.parametrize(
@@ -298,6 +352,37 @@ def test_sigkill_then_rerun_gives_exactly_one_record_per_id(
     assert all(r["ok"] for r in records)
     # Nothing written before the kill was asked for again.
     assert len(server.generates()) <= 40 + (40 - written)
+
+
+def test_sigterm_ends_like_ctrl_c_with_the_summary_and_how_to_resume(
+    scripted: Callable[..., Scripted], schema_file: Path, tmp_path: Path
+) -> None:
+    server = scripted(slots=1, latency=0.05, responder=Responder())
+    ids = [f"r{n}" for n in range(40)]
+    source = write_jsonl(
+        tmp_path / "in.jsonl", [{"id": i, "text": f"<<{n}>>"} for n, i in enumerate(ids)]
+    )
+    out = tmp_path / "out.jsonl"
+    command = subprocess_label(server, source, out, schema_file)
+    command.remove("--quiet")
+    path = os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))
+    env = {**os.environ, "PYTHONPATH": path}
+    victim = subprocess.Popen(command, env=env, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 60
+    while line_count(out) < 3 and victim.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.005)
+    victim.send_signal(signal.SIGTERM)
+    _, err = victim.communicate(timeout=60)
+    assert victim.returncode == 143, err
+    assert "terminated: rerun the same command to label the rest" in err
+    assert "wall time" in err  # the summary
+    assert "Traceback" not in err
+    written = line_count(out)
+    assert 3 <= written < len(ids)
+    rerun = subprocess.run(command, env=env, capture_output=True, timeout=120, check=False)
+    assert rerun.returncode == 0, rerun.stderr.decode()
+    assert f"resuming: {written} records" in rerun.stderr.decode()
+    assert sorted(r["id"] for r in output(out)) == sorted(ids)
 
 
 @pytest.mark.real_model

@@ -5,9 +5,12 @@ from __future__ import annotations
 import contextlib
 import functools
 import json
+import signal
 import sys
+import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from types import FrameType
 from typing import Any, TypeVar
 
 import click
@@ -15,6 +18,9 @@ import click
 from ..errors import ExtractError
 
 F = TypeVar("F", bound=Callable[..., Any])
+
+# A run ended by SIGTERM exits as a shell reports a process that signal ended.
+EXIT_TERMINATED = 128 + signal.SIGTERM
 
 
 class ExtractGroup(click.Group):
@@ -26,6 +32,33 @@ class ExtractGroup(click.Group):
         except ExtractError as exc:
             click.secho(f"error: {type(exc).__name__}: {exc}", fg="red", err=True)
             sys.exit(exc.exit_code)
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised where the program was, as Ctrl-C raises KeyboardInterrupt; being one,
+    it runs the same cleanup (asyncio cancels the run's tasks, files are closed)."""
+
+
+@contextlib.contextmanager
+def sigterm_interrupts() -> Iterator[None]:
+    """Within the block, SIGTERM raises :class:`Terminated` (once: a second SIGTERM ends the
+    process as it would have). Outside the main thread, where signals cannot be caught,
+    nothing changes."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    # None: a handler installed outside Python, which cannot be put back; the default can.
+    previous = signal.getsignal(signal.SIGTERM) or signal.SIG_DFL
+
+    def terminate(signum: int, frame: FrameType | None) -> None:
+        signal.signal(signal.SIGTERM, previous)
+        raise Terminated
+
+    signal.signal(signal.SIGTERM, terminate)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def model_options(func: F) -> F:
@@ -62,6 +95,18 @@ def local_server(
     click.echo("starting the embedded llama.cpp server (first run loads the model)...", err=True)
     with serve(LlamaEngine()) as srv:
         yield [srv.url], model or DEFAULT_LOCAL_MODEL
+
+
+def cache_options(func: F) -> F:
+    """--no-cache and --cache PATH: whether and where results are kept between runs."""
+    func = click.option(
+        "--cache",
+        "cache_path",
+        type=click.Path(dir_okay=False, path_type=Path),
+        help="Cache file. Default: $EXTRACT_CACHE, else ~/.cache/extract/cache.sqlite.",
+    )(func)
+    func = click.option("--no-cache", is_flag=True, help="Neither read nor write the cache.")(func)
+    return func
 
 
 def _option_pair(text: str) -> tuple[str, Any]:

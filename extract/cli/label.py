@@ -24,7 +24,15 @@ from ..batch.session import Labeling
 from ..batch.tables import export, read_parquet
 from ..client.calls import CallOptions
 from ..client.extractor import Extractor
-from .common import call_options, local_server, model_options
+from .common import (
+    EXIT_TERMINATED,
+    Terminated,
+    cache_options,
+    call_options,
+    local_server,
+    model_options,
+    sigterm_interrupts,
+)
 
 EXIT_SOME_FAILED = 1
 EXIT_INTERRUPTED = 130
@@ -59,13 +67,7 @@ EXIT_INTERRUPTED = 130
     help="In-flight requests per host, at most. Default: start at 1 and adapt.",
 )
 @call_options
-@click.option("--no-cache", is_flag=True, help="Neither read nor write the cache.")
-@click.option(
-    "--cache",
-    "cache_path",
-    type=click.Path(dir_okay=False, path_type=Path),
-    help="Cache file. Default: $EXTRACT_CACHE, else ~/.cache/extract/cache.sqlite.",
-)
+@cache_options
 @click.option(
     "--retry-failed",
     is_flag=True,
@@ -152,50 +154,65 @@ def label(
     if domain_prior and reread is not None:
         domain_prior = _first_texts(reread())
     sink = OutputFile(output)
+    # What this run makes (the file, and folders for it): removed again should the run stop
+    # before its first record, so that a failed start leaves nothing behind.
+    created = _missing(output)
+    read = _Counted(docs)
     tally = Tally()
     progress: Progress | None = None
-    try:
-        written = sink.resume(retry_failed=retry_failed)
-        tally.resumed, tally.resumed_failed = written.records, written.failed
-        if not quiet:
-            _announce(written, output)
-        pending = Pending(written, allow_duplicates=allow_duplicate_ids)
-        with local_server(local, hosts, model) as (urls, chosen):
-            show_bar = not quiet and sys.stderr.isatty()
-            total = _total(source, kind) if show_bar else None
-            progress = Progress(stream=sys.stderr, show=show_bar, total=total, tally=tally)
-            cache = None if no_cache else Cache(cache_path)
-            tally.started = time.monotonic()
-            try:
-                asyncio.run(
-                    _label_all(
-                        pending(docs, reread=reread),
-                        sink,
-                        progress,
-                        model=chosen,
-                        urls=urls,
-                        schema=schema,
-                        call=call,
-                        concurrency=concurrency,
-                        min_confidence=min_confidence,
-                        cache=cache,
-                        domain_prior=domain_prior,
-                        tally=tally,
+    finished = False
+    with sigterm_interrupts():
+        try:
+            written = sink.resume(retry_failed=retry_failed)
+            tally.resumed, tally.resumed_failed = written.records, written.failed
+            if not quiet:
+                _announce(written, output)
+            pending = Pending(written, allow_duplicates=allow_duplicate_ids)
+            with local_server(local, hosts, model) as (urls, chosen):
+                show_bar = not quiet and sys.stderr.isatty()
+                total = _total(source, kind) if show_bar else None
+                progress = Progress(stream=sys.stderr, show=show_bar, total=total, tally=tally)
+                cache = None if no_cache else Cache(cache_path)
+                tally.started = time.monotonic()
+                try:
+                    asyncio.run(
+                        _label_all(
+                            pending(read, reread=reread),
+                            sink,
+                            progress,
+                            model=chosen,
+                            urls=urls,
+                            schema=schema,
+                            call=call,
+                            concurrency=concurrency,
+                            min_confidence=min_confidence,
+                            cache=cache,
+                            domain_prior=domain_prior,
+                            tally=tally,
+                        )
                     )
-                )
-            finally:
-                if cache is not None:
-                    cache.close()
-    except KeyboardInterrupt:
-        _finish(progress, tally, quiet)
-        click.echo("interrupted: rerun the same command to label the rest", err=True)
-        sys.exit(EXIT_INTERRUPTED)
-    finally:
-        if progress is not None:
-            progress.close()
-        sink.close()
-        stream.close()
+                finally:
+                    if cache is not None:
+                        cache.close()
+            finished = True
+        except KeyboardInterrupt as stop:
+            _finish(progress, tally, quiet)
+            terminated = isinstance(stop, Terminated)
+            how = "terminated" if terminated else "interrupted"
+            click.echo(f"{how}: rerun the same command to label the rest", err=True)
+            sys.exit(EXIT_TERMINATED if terminated else EXIT_INTERRUPTED)
+        finally:
+            if progress is not None:
+                progress.close()
+            sink.close()
+            stream.close()
+            if not finished:
+                _remove_if_empty(created)
     _finish(progress, tally, quiet)
+    if not read.count:
+        where = "stdin" if source is None else input_path
+        warning = f"warning: {where} holds no records: nothing was labeled"
+        click.secho(warning, fg="yellow", err=True)
     if export_path is not None:
         rows = export(output, export_path)
         if not quiet:
@@ -241,6 +258,48 @@ async def _label_all(
                 line["review"] = True
             sink.write(line)
             progress.update(record, review=review)
+
+
+class _Counted(Iterator[Document]):
+    """The documents of INPUT, counted as they are read."""
+
+    def __init__(self, docs: Iterator[Document]) -> None:
+        self._docs = docs
+        self.count = 0
+
+    def __next__(self) -> Document:
+        doc = next(self._docs)
+        self.count += 1
+        return doc
+
+
+def _missing(path: Path) -> list[Path]:
+    """``path`` and those of its folders that do not exist yet, innermost first."""
+    missing: list[Path] = []
+    for item in (path, *path.absolute().parents):
+        if item.exists():
+            break
+        missing.append(item)
+    return missing
+
+
+def _remove_if_empty(created: list[Path]) -> None:
+    """Remove what a run that wrote no record created: its empty output file, then the
+    folders made for it (each only while empty)."""
+    if not created:
+        return
+    file, *folders = created
+    try:
+        if file.stat().st_size:
+            return
+        file.unlink()
+    except FileNotFoundError:
+        pass
+    for folder in folders:
+        try:
+            folder.rmdir()
+        except OSError:
+            return
 
 
 def _input_kind(source: Path | None, given: str) -> str:

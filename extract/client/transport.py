@@ -29,6 +29,11 @@ from .urls import redact
 R = TypeVar("R")
 # What a server without /api/version is taken to run: older than schema formats (0.5.0).
 LEGACY_VERSION = "0.1.0"
+# What an unreachable host's error adds: how to start a server there.
+START_SERVER_HINT = (
+    "is a server running there? Start Ollama with `ollama serve`, or the embedded model with "
+    "`extract serve` (the CLI's --local runs it for one command)"
+)
 # /api/show, /api/version, /api/tags: a model's template and parameters fit well inside this.
 MAX_SMALL_BODY = 16 * 1024 * 1024
 
@@ -58,7 +63,12 @@ def _mapped_errors(host: str, model: str | None, secret: str | None = None) -> I
         raise
     except httpx.TimeoutException as exc:
         raise RequestTimeout(f"timed out ({type(exc).__name__})", host=host, model=model) from None
-    except (httpx.ConnectError, httpx.NetworkError, httpx.RemoteProtocolError) as exc:
+    except httpx.ConnectError as exc:
+        # Nothing answered at all: most often no server was started, so say how to start one.
+        reason = str(exc) or type(exc).__name__
+        message = f"connection failed: {reason}; {START_SERVER_HINT}"
+        raise ConnectError(message, host=host, model=model) from None
+    except (httpx.NetworkError, httpx.RemoteProtocolError) as exc:
         reason = str(exc) or type(exc).__name__
         raise ConnectError(f"connection failed: {reason}", host=host, model=model) from None
     except httpx.HTTPError as exc:
