@@ -17,9 +17,9 @@ from typing import Any
 import pytest
 
 pytest.importorskip("llama_cpp")
-from gbnf_engine import engine  # noqa: E402
+from gbnf_engine import engine
 
-from extract.core.gbnf import UnsupportedSchema, schema_to_gbnf  # noqa: E402
+from extract.core.gbnf import UnsupportedSchema, schema_to_gbnf
 
 NODE = {
     "type": "object",
@@ -201,7 +201,9 @@ CASES: list[tuple[str, dict[str, Any], list[str], list[str]]] = [
     [case[1:] for case in CASES],
     ids=[case[0] for case in CASES],
 )
-def test_grammar_accepts_and_rejects(schema: dict[str, Any], good: list[str], bad: list[str]) -> None:
+def test_grammar_accepts_and_rejects(
+    schema: dict[str, Any], good: list[str], bad: list[str]
+) -> None:
     grammar = schema_to_gbnf(schema)
     run = engine()
     assert [text for text in good if not run.accepts(grammar, text)] == []

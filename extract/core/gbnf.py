@@ -72,6 +72,19 @@ def schema_to_gbnf(schema: Mapping[str, Any]) -> str:
     return _Converter(schema).grammar()
 
 
+def unenforced_notes(form: Mapping[str, Any]) -> list[str]:
+    """What a server converting ``form`` as Ollama does leaves unenforced, as notes.
+
+    Each reads ``"<JSON path in form>: <what>"``: a keyword the converter ignores there, or
+    the converter's refusal of the whole form (the server then answers 400).
+    """
+    try:
+        ignored = ignored_keywords(form)
+    except UnsupportedSchema as exc:
+        return [f"{exc.path}: the grammar converter refuses this schema ({exc.message})"]
+    return [f"{where}: {keyword} is not enforced by the grammar" for where, keyword in ignored]
+
+
 def ignored_keywords(schema: Mapping[str, Any]) -> list[tuple[str, str]]:
     """``(JSON path, keyword)`` of every assertion the grammar for ``schema`` leaves out.
 
@@ -201,7 +214,7 @@ class _Converter:
         if isinstance(kind, list):
             self.read(node, parts, set(node))  # each branch below reads the siblings
             branches = [{**node, "type": single} for single in kind]
-            return self.union(branches, name, parts)
+            return self.union(branches, name, parts, same_node=True)
         if "const" in node:
             self.read(node, parts, {"const", "type"})
             return f"{constant(node['const'])} ws"
@@ -265,11 +278,15 @@ class _Converter:
         self.used.add(builtin)
         return builtin
 
-    def union(self, branches: Any, name: str, parts: Parts) -> str:
+    def union(self, branches: Any, name: str, parts: Parts, *, same_node: bool = False) -> str:
+        """Any one of ``branches``; ``same_node``: they are copies of the node at ``parts``."""
         if not isinstance(branches, list):
             raise UnsupportedSchema("anyOf/oneOf must be a list", path=json_path(parts))
         names = [
-            self.named(self.visit(branch, f"{name}-{i}", (*parts, i)), f"{name}-{i}")
+            self.named(
+                self.visit(branch, f"{name}-{i}", parts if same_node else (*parts, i)),
+                f"{name}-{i}",
+            )
             for i, branch in enumerate(branches)
         ]
         return " | ".join(names) if len(names) < 2 else "(" + " | ".join(names) + ")"

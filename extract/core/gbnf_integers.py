@@ -8,7 +8,7 @@ equal to 0, which such a range contains).
 >>> digits_range(0, 23)
 '[0-9] | ([1] [0-9] | [2] [0-3])'
 >>> digits_range(None, 1)
-'"-" ([1-9] [0-9]{0,15}) | [0-1]'
+'"-" ([1-9] | [1-9] [0-9]{1,15}) | [0-1]'
 """
 
 from __future__ import annotations
@@ -81,17 +81,25 @@ def _same_width(first: str, last: str) -> str:
     options: list[str] = []
     middle_from, middle_to = a, b
     if rest_first != "0" * n:  # the first digit cannot take every tail
-        options.append(f"[{a}] ({_same_width(rest_first, '9' * n)})")
+        options.append(f"[{a}] {_group(_same_width(rest_first, '9' * n))}")
         middle_from = a + 1
     partial_last = rest_last != "9" * n
     if partial_last:
         middle_to = b - 1
     if middle_from <= middle_to:
         digit = f"[{middle_from}]" if middle_from == middle_to else f"[{middle_from}-{middle_to}]"
-        options.append(f"{digit} [0-9]{{{n}}}" if n else digit)
+        options.append(f"{digit} {_digits(n)}" if n else digit)
     if partial_last:
-        options.append(f"[{b}] ({_same_width('0' * n, rest_last)})")
+        options.append(f"[{b}] {_group(_same_width('0' * n, rest_last))}")
     body = " | ".join(options)
     if head:
-        return f'"{head}" ({body})'
-    return f"({body})" if len(options) > 1 else body
+        return f'"{head}" {_group(body)}'
+    return _group(body)
+
+
+def _group(expression: str) -> str:
+    return f"({expression})" if " | " in expression else expression
+
+
+def _digits(n: int) -> str:
+    return "[0-9]" if n == 1 else f"[0-9]{{{n}}}"
