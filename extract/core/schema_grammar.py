@@ -26,6 +26,7 @@ import jsonschema
 from referencing.exceptions import Unresolvable
 
 from .formats import CHECKED_FORMATS
+from .gbnf import unenforced_notes
 from .schema_combine import (
     ANY,
     Conflict,
@@ -91,7 +92,8 @@ def grammar_form(index: SchemaIndex) -> tuple[dict[str, Any] | None, list[str]]:
     except _GiveUp as exc:
         where = json_path(exc.parts)
         return None, [f"{where}: {exc.reason}; no grammar, so only JSON syntax is enforced"]
-    return form, list(converter.notes)
+    # The form is what the server converts: add whatever its converter still leaves out.
+    return form, [*converter.notes, *unenforced_notes(form)]
 
 
 class _Converter:

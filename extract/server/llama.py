@@ -33,7 +33,6 @@ import dataclasses
 import datetime
 import hashlib
 import importlib.util
-import json
 import os
 import threading
 import time
@@ -423,14 +422,17 @@ def _grammar(llm: Any, fmt: Format) -> Any:
     if fmt is None:
         return None
     import llama_cpp
-    from llama_cpp.llama_grammar import LlamaGrammar, json_schema_to_gbnf
+    from llama_cpp.llama_grammar import LlamaGrammar
+
+    from ..core.gbnf import UnsupportedSchema, schema_to_gbnf
 
     if fmt == "json":
         text = JSON_GRAMMAR
     else:
+        # Our converter, not llama-cpp-python's older one: it writes what Ollama's would.
         try:
-            text = json_schema_to_gbnf(json.dumps(fmt))
-        except Exception as exc:  # the converter signals unsupported schemas with assertions too
+            text = schema_to_gbnf(fmt)
+        except UnsupportedSchema as exc:
             raise Fault(400, f"invalid JSON schema in format: {exc}") from None
     # llama.cpp parses the grammar only when sampling starts, and a NULL sampler there crashes
     # the process: parse it once here, where failing is a clean 400.
