@@ -14,6 +14,7 @@ from click.testing import CliRunner, Result
 from extract.cli import main
 
 COLUMNS = ["id", "line", "text", "value", "confidence", "reason", "corrected"]
+SCHEMA = json.dumps({"type": "object", "properties": {"c": {"enum": ["bug", "ui"]}}})
 
 
 def write_jsonl(path: Path, rows: list[Any]) -> Path:
@@ -121,7 +122,7 @@ def test_the_corrected_file_is_gold_for_eval(run: tuple[Path, Path], tmp_path: P
     review(str(output), "-o", str(target), "--input", str(source), "--min-confidence", "0.8")
     # t2 failed, t3 is right after all, t4 was wrong; the person skipped nothing else.
     fill(target, {"t2": '{"c": "ui"}', "t3": '{"c": "bug"}', "t4": '{"c": "bug"}'})
-    result = CliRunner().invoke(main, ["eval", str(output), "--gold", str(target), "--json"])
+    result = CliRunner().invoke(main, ["eval", str(output), "--gold", str(target), "-s", SCHEMA, "--json"])
     assert result.exit_code == 0, result.output
     report = json.loads(result.output)
     assert report["coverage"]["records"] == 3
@@ -134,7 +135,7 @@ def test_unfilled_rows_are_skipped_as_gold(run: tuple[Path, Path], tmp_path: Pat
     target = tmp_path / "review.csv"
     review(str(output), "-o", str(target))
     fill(target, {"t4": '{"c": "ui"}'})
-    result = CliRunner().invoke(main, ["eval", str(output), "--gold", str(target), "--json"])
+    result = CliRunner().invoke(main, ["eval", str(output), "--gold", str(target), "-s", SCHEMA, "--json"])
     assert json.loads(result.output)["coverage"]["records"] == 1
 
 
