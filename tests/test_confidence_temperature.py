@@ -18,8 +18,8 @@ from hypothesis import strategies as st
 from sklearn.linear_model import LogisticRegression
 
 from extract import ConfigError, Extractor, evaluate
-from extract.cli import main
 from extract.batch.evaluation.metrics import MIN_FIT_RECORDS
+from extract.cli import main
 from extract.core.calibration import fit_temperature, scaled
 
 SENTIMENT = {

@@ -210,10 +210,7 @@ def _prefixed(columns: dict[str, str], extra: list[str]) -> list[str]:
     return [f"value.{n}" if n in taken else n for n in columns]
 
 
-
-def _write_parquet(
-    output: Path, target: Path, columns: dict[str, str], extra: list[str]
-) -> int:
+def _write_parquet(output: Path, target: Path, columns: dict[str, str], extra: list[str]) -> int:
     import pyarrow as pa
 
     parquet = _pyarrow_parquet()

@@ -67,6 +67,7 @@ def evaluate(
         raise ConfigError(f"tolerance must be 0 or more, not {tolerance}")
     outcomes = read_outputs(records)
     golden = load_gold(gold, id_field=id_field, gold_field=gold_field, text_field=text_field)
+    loaded: Schema | None
     if schema is not None:
         loaded = Schema.load(schema)
     elif isinstance(records, str | os.PathLike):

@@ -203,7 +203,9 @@ def _reliability(cal: Calibration) -> Figure:
         # Inside the frame: a full bar's count goes just under its top.
         high = (b.accuracy or 0.0) > 0.9
         y = (b.accuracy or 0.0) + (-0.02 if high else 0.02)
-        ax.text(b.low + 0.05, y, str(b.count), ha="center", va="top" if high else "bottom", fontsize=7)
+        ax.text(
+            b.low + 0.05, y, str(b.count), ha="center", va="top" if high else "bottom", fontsize=7
+        )
     ax.set_xlim(0, 1)
     ax.set_ylim(0, 1)
     ax.set_xlabel("confidence")
