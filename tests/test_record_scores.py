@@ -252,3 +252,37 @@ def test_export_writes_review_confidence_and_scores_as_columns(
             assert float(row["score.$.sentiment.positive"]) == expected["positive"]
             assert float(row["score.$.sentiment.negative"]) == expected["negative"]
             assert float(row["confidence.$.sentiment"]) == record["confidence"]["$.sentiment"]
+
+
+def test_scores_are_the_calibrated_distribution_and_survive_the_cache(
+    scripted: Callable[..., Scripted], tmp_path: Path
+) -> None:
+    from extract import Labeling
+
+    def leaning(body: Mapping[str, Any]) -> Reply:
+        # The document barely favours positive; with no content at all, the model is sure of it.
+        if "<document>\nN/A\n</document>" in str(body.get("prompt", "")):
+            return sentiment_reply(-0.01, -4.6)
+        return sentiment_reply(-0.1, -2.4)
+
+    server = scripted(responder=leaning)
+    shifted = {"positive": -0.1 + 0.01, "negative": -2.4 + 4.6}
+    total = sum(math.exp(v) for v in shifted.values())
+    expected = {k: math.exp(v) / total for k, v in shifted.items()}
+    cache = tmp_path / "cache.sqlite"
+    runs = []
+    for _ in range(2):
+        with Labeling(
+            SENTIMENT, model="tiny", hosts=server.url, cache=cache, domain_prior=False
+        ) as session:
+            runs.append(list(session.results(["Meh, it broke."])))
+    (first,), (again,) = runs
+    assert first.value == {"sentiment": "negative"}  # calibration changed the choice
+    assert dict(first.scores["$.sentiment"]) == pytest.approx(expected)
+    assert first.confidence["$.sentiment"] == pytest.approx(expected["negative"])
+    assert again.cached
+    assert (again.value, again.confidence, again.scores) == (
+        first.value,
+        first.confidence,
+        first.scores,
+    )
