@@ -18,6 +18,7 @@ from hypothesis import strategies as st
 from sklearn.linear_model import LogisticRegression
 
 from extract import ConfigError, Extractor, evaluate
+from extract.batch.evaluation.metrics import MIN_FIT_RECORDS
 from extract.cli import main
 from extract.core.calibration import fit_temperature, scaled
 
@@ -74,22 +75,22 @@ def test_eval_fits_it_and_label_applies_it(
     schema = tmp_path / "sentiment.json"
     schema.write_text(json.dumps(SENTIMENT))
     source = tmp_path / "in.jsonl"
-    source.write_text(
-        "".join(json.dumps({"id": i, "text": f"tweet {i}"}) + "\n" for i in range(10))
-    )
+    # As many records as eval fits a temperature on, at the least.
+    n = MIN_FIT_RECORDS
+    source.write_text("".join(json.dumps({"id": i, "text": f"tweet {i}"}) + "\n" for i in range(n)))
     gold = tmp_path / "gold.jsonl"
     # Nine of ten replies are right, each at 0.6: a temperature of 0.18 makes 0.6 read 0.9.
     gold.write_text(
         "".join(
-            json.dumps({"id": i, "sentiment": "positive" if i else "negative"}) + "\n"
-            for i in range(10)
+            json.dumps({"id": i, "sentiment": "negative" if i % 10 == 0 else "positive"}) + "\n"
+            for i in range(n)
         )
     )
     base = ["label", str(source), "-s", str(schema), "-m", "tiny", "--no-cache", "--no-calibrate"]
     runs = {}
     for name, extra in (("plain", []), ("scaled", ["--confidence-temperature", "0.18"])):
         server = scripted()
-        server.engine.script(*[sentiment_reply(math.log(0.6), math.log(0.4))] * 10)
+        server.engine.script(*[sentiment_reply(math.log(0.6), math.log(0.4))] * n)
         out = tmp_path / f"{name}.jsonl"
         result = CliRunner().invoke(main, [*base, "-o", str(out), "--host", server.url, *extra])
         assert result.exit_code == 0, result.output

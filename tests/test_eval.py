@@ -224,7 +224,10 @@ def test_no_confidence_means_no_calibration(
 ) -> None:
     outputs, gold = data
     bare = [{k: v for k, v in r.items() if k != "confidence"} for r in outputs]
-    assert evaluate(bare, gold, SCHEMA).calibration is None
+    calibration = evaluate(bare, gold, SCHEMA).calibration
+    # Still there (a script reading .ece does not crash), with nothing measured.
+    assert (calibration.records, calibration.ece, calibration.temperature) == (0, None, None)
+    assert calibration.unscored == sum(r["ok"] for r in bare)
 
 
 def test_cost_is_per_record_that_called_the_model(

@@ -10,9 +10,13 @@ import pytest
 from click.testing import CliRunner, Result
 from sklearn.metrics import accuracy_score, f1_score
 
+from extract.batch.sidecar import sidecar_path, write_sidecar
 from extract.cli import main
+from extract.core.schema import Schema
 
 LABELS = ["bug", "billing", "feature"]
+SCHEMA = {"type": "object", "properties": {"category": {"enum": LABELS}}}
+SCALAR = json.dumps({"type": "string"})
 
 
 def write_run(path: Path, gold: list[str], noise: float, seed: int) -> list[str]:
@@ -34,6 +38,7 @@ def write_run(path: Path, gold: list[str], noise: float, seed: int) -> list[str]
         )
         guesses.append(guess)
     path.write_text("".join(json.dumps(line) + "\n" for line in lines), encoding="utf-8")
+    write_sidecar(path, Schema.load(SCHEMA), "tiny")  # as `extract label` keeps it
     return guesses
 
 
@@ -120,7 +125,7 @@ def error_line(result: Result) -> str:
 def test_a_missing_gold_file_exits_2(tmp_path: Path) -> None:
     out = tmp_path / "a.jsonl"
     out.write_text('{"id": 1, "ok": true, "value": "x"}\n', encoding="utf-8")
-    result = run(str(out), "--gold", str(tmp_path / "gold.csv"))
+    result = run(str(out), "--gold", str(tmp_path / "gold.csv"), "-s", SCALAR)
     assert result.exit_code == 2
     assert "error: InputError: no gold file at" in error_line(result)
 
@@ -130,9 +135,49 @@ def test_no_common_ids_exit_2_and_show_both_sides(tmp_path: Path) -> None:
     out.write_text('{"id": 1, "ok": true, "value": "x"}\n', encoding="utf-8")
     gold = tmp_path / "gold.jsonl"
     gold.write_text('{"id": "t1", "value": "x"}\n', encoding="utf-8")
-    result = run(str(out), "--gold", str(gold))
+    result = run(str(out), "--gold", str(gold), "-s", SCALAR)
     assert result.exit_code == 2
     assert "output ids: '1'; gold ids: 't1'" in error_line(result)
+
+
+def test_without_a_kept_schema_eval_asks_for_one(
+    gold: tuple[Path, list[str]], tmp_path: Path
+) -> None:
+    path, labels = gold
+    write_run(tmp_path / "a.jsonl", labels, noise=0.3, seed=1)
+    sidecar_path(tmp_path / "a.jsonl").unlink()
+    result = run(str(tmp_path / "a.jsonl"), "--gold", str(path))
+    assert result.exit_code == 2
+    assert "pass --schema" in result.output
+    assert "a.jsonl.schema.json" in result.output
+    # Given, it is used: the enum is a choice field, whatever its values look like.
+    given = tmp_path / "ticket.json"
+    given.write_text(json.dumps(SCHEMA), encoding="utf-8")
+    again = run(str(tmp_path / "a.jsonl"), "--gold", str(path), "-s", str(given), "--json")
+    assert json.loads(again.output)["fields"][0]["kind"] == "choice"
+
+
+def test_the_kept_schema_decides_kinds_the_values_would_hide(tmp_path: Path) -> None:
+    # Two enum values over three records: guessed from the values, a free string field.
+    out, gold = tmp_path / "a.jsonl", tmp_path / "gold.jsonl"
+    out.write_text(
+        "".join(
+            json.dumps({"id": i, "ok": True, "value": {"category": c}}) + "\n"
+            for i, c in enumerate(["bug", "billing", "feature"])
+        ),
+        encoding="utf-8",
+    )
+    gold.write_text(
+        "".join(
+            json.dumps({"id": i, "category": c}) + "\n"
+            for i, c in enumerate(["bug", "billing", "bug"])
+        ),
+        encoding="utf-8",
+    )
+    write_sidecar(out, Schema.load(SCHEMA), None)
+    result = run(str(out), "--gold", str(gold))
+    assert result.exit_code == 0, result.output
+    assert "$.category: confusion matrix" in result.output
 
 
 def test_html_takes_one_output(gold: tuple[Path, list[str]], tmp_path: Path) -> None:

@@ -70,7 +70,11 @@ def page(files: tuple[Path, Path, Path], tmp_path: Path) -> Path:
     target = tmp_path / "report.html"
     result = CliRunner().invoke(
         main,
-        ["eval", str(output), "--gold", str(gold), "--input", str(source), "--html", str(target)],
+        [
+            *("eval", str(output), "--gold", str(gold), "--input", str(source)),
+            *("-s", json.dumps({"properties": {"category": {"enum": CATEGORIES}}})),
+            *("--html", str(target)),
+        ],
     )
     assert result.exit_code == 0, result.output
     return target

@@ -104,7 +104,8 @@ def test_calibration_bins_edges_and_limits() -> None:
     assert [(b.low, b.high) for b in cal.bins][:2] == [(0.0, 0.1), (0.1, 0.2)]
     assert [b.count for b in cal.bins] == [1, 1, 0, 1, 0, 0, 0, 0, 0, 1]
     assert [p.threshold for p in cal.curve] == list(THRESHOLDS)
-    assert calibration([]) is None
+    empty = calibration([])
+    assert (empty.records, empty.ece, empty.curve, empty.temperature) == (0, None, (), None)
     with pytest.raises(ValueError, match=r"outside 0\.\.1"):
         calibration([(1.2, True)])
 

@@ -14,6 +14,7 @@ from click.testing import CliRunner, Result
 from extract.cli import main
 
 COLUMNS = ["id", "line", "text", "value", "confidence", "reason", "corrected"]
+SCHEMA = json.dumps({"type": "object", "properties": {"c": {"enum": ["bug", "ui"]}}})
 
 
 def write_jsonl(path: Path, rows: list[Any]) -> Path:
@@ -60,17 +61,19 @@ def test_exports_failed_unsure_and_disagreeing_records(
         str(output), "-o", str(target), "--input", str(source), "--min-confidence", "0.8"
     )
     assert result.exit_code == 0, result.output
-    assert "wrote 3 of 5 records" in result.output
+    assert "wrote 4 of 5 records" in result.output
     with open(target, encoding="utf-8", newline="") as f:
         assert next(csv.reader(f)) == COLUMNS
     rows = read_csv(target)
-    assert [r["id"] for r in rows] == ["t2", "t3", "t4"]
-    assert [r["line"] for r in rows] == ["2", "3", "4"]
+    assert [r["id"] for r in rows] == ["t2", "t3", "t4", "t5"]
+    assert [r["line"] for r in rows] == ["2", "3", "4", "5"]
     assert rows[0]["reason"] == "failed (InvalidJSON)"
     assert rows[0]["value"] == ""
     assert rows[1]["reason"] == "confidence 0.41 at $.c"
     assert (rows[1]["confidence"], json.loads(rows[1]["value"])) == ("0.4100", {"c": "bug"})
     assert rows[2]["reason"] == "samples disagree at $.c (60% agree)"
+    # Ok, but without the confidence its run's other records carry: nothing shows it clears 0.8.
+    assert (rows[3]["reason"], rows[3]["confidence"]) == ("no confidence", "")
     assert rows[1]["text"] == "ticket 3, with a comma"
     assert all(r["corrected"] == "" for r in rows)
 
@@ -121,7 +124,9 @@ def test_the_corrected_file_is_gold_for_eval(run: tuple[Path, Path], tmp_path: P
     review(str(output), "-o", str(target), "--input", str(source), "--min-confidence", "0.8")
     # t2 failed, t3 is right after all, t4 was wrong; the person skipped nothing else.
     fill(target, {"t2": '{"c": "ui"}', "t3": '{"c": "bug"}', "t4": '{"c": "bug"}'})
-    result = CliRunner().invoke(main, ["eval", str(output), "--gold", str(target), "--json"])
+    result = CliRunner().invoke(
+        main, ["eval", str(output), "--gold", str(target), "-s", SCHEMA, "--json"]
+    )
     assert result.exit_code == 0, result.output
     report = json.loads(result.output)
     assert report["coverage"]["records"] == 3
@@ -134,7 +139,9 @@ def test_unfilled_rows_are_skipped_as_gold(run: tuple[Path, Path], tmp_path: Pat
     target = tmp_path / "review.csv"
     review(str(output), "-o", str(target))
     fill(target, {"t4": '{"c": "ui"}'})
-    result = CliRunner().invoke(main, ["eval", str(output), "--gold", str(target), "--json"])
+    result = CliRunner().invoke(
+        main, ["eval", str(output), "--gold", str(target), "-s", SCHEMA, "--json"]
+    )
     assert json.loads(result.output)["coverage"]["records"] == 1
 
 

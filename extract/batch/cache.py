@@ -1,8 +1,11 @@
 """A SQLite cache of validated values, addressed by what the request would have been.
 
 The key is ``Extractor.cache_key``: a hash of the model, the final prompt, the schema, the
-format mode and the options. Only values that passed validation are stored, as JSON data, so a
-rerun of a finished batch makes no model calls and a changed schema (a new key) recomputes.
+format mode and the options (a batch run adds how confidence is scored, see
+``extract.batch.scores.salted_key``). Only values that passed validation are stored, as JSON
+data, so a rerun of a finished batch makes no model calls and a changed schema (a new key)
+recomputes. Beside each value, a ``report`` (JSON, or NULL) keeps what the record said about
+it (confidence, option scores), so a record served from the cache says the same.
 """
 
 from __future__ import annotations
@@ -48,8 +51,9 @@ class Cache:
             self._db.execute("PRAGMA synchronous=NORMAL")
             self._db.execute(
                 "CREATE TABLE IF NOT EXISTS extract_cache "
-                "(key TEXT PRIMARY KEY, value TEXT NOT NULL, created REAL NOT NULL)"
+                "(key TEXT PRIMARY KEY, value TEXT NOT NULL, created REAL NOT NULL, report TEXT)"
             )
+            self._add_report_column()
             self._db.commit()
         self._pending = 0
         self._committed = time.monotonic()
@@ -58,23 +62,42 @@ class Cache:
     def __repr__(self) -> str:
         return f"Cache({str(self.path)!r})"
 
+    def _add_report_column(self) -> None:
+        # A file written before reports were kept has no such column: add it (its old rows
+        # read as having no report). Another process may add it first.
+        columns = {row[1] for row in self._db.execute("PRAGMA table_info(extract_cache)")}
+        if "report" not in columns:
+            try:
+                self._db.execute("ALTER TABLE extract_cache ADD COLUMN report TEXT")
+            except sqlite3.OperationalError as exc:
+                if "duplicate column" not in str(exc):
+                    raise
+
     def get(self, key: str) -> Any:
         """The JSON data stored under ``key``; raises KeyError when there is none."""
+        return self.entry(key)[0]
+
+    def entry(self, key: str) -> tuple[Any, Any]:
+        """The JSON data stored under ``key`` and its report (None when it was stored without
+        one); raises KeyError when there is none."""
         with self._lock:
             row = self._db.execute(
-                "SELECT value FROM extract_cache WHERE key = ?", (key,)
+                "SELECT value, report FROM extract_cache WHERE key = ?", (key,)
             ).fetchone()
         if row is None:
             raise KeyError(key)
-        return json.loads(row[0])
+        return json.loads(row[0]), None if row[1] is None else json.loads(row[1])
 
-    def put(self, key: str, data: Any) -> None:
-        """Store JSON data under ``key`` (replacing what was there)."""
+    def put(self, key: str, data: Any, report: Any = None) -> None:
+        """Store JSON data under ``key``, with ``report`` (JSON data: what the record said
+        about it) when given, replacing what was there."""
         blob = json.dumps(data, separators=(",", ":"))
+        said = None if report is None else json.dumps(report, separators=(",", ":"))
         with self._lock:
             self._db.execute(
-                "INSERT OR REPLACE INTO extract_cache (key, value, created) VALUES (?, ?, ?)",
-                (key, blob, time.time()),
+                "INSERT OR REPLACE INTO extract_cache (key, value, created, report)"
+                " VALUES (?, ?, ?, ?)",
+                (key, blob, time.time(), said),
             )
             self._pending += 1
             if (

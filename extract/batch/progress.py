@@ -33,6 +33,7 @@ class Tally:
     resumed: int = 0
     resumed_failed: int = 0
     review: int = 0
+    unscored: int = 0
     calibration: Metrics = dataclasses.field(default_factory=Metrics)
     calibration_requests: int = 0
 
@@ -41,9 +42,12 @@ class Tally:
         self.calibration_requests += learned.documents
         self.calibration = self.calibration + learned.usage
 
-    def add(self, record: Record, *, review: bool = False) -> None:
+    def add(self, record: Record, *, review: bool = False, unscored: bool = False) -> None:
+        """Count one record: ``review`` when it is marked for review, ``unscored`` when it is
+        ok but lacks the confidence the run asked for."""
         self.records += 1
         self.review += review
+        self.unscored += unscored
         self.cached += record.cached
         if record.ok:
             self.ok += 1
@@ -82,6 +86,12 @@ class Tally:
                 f"{used.prompt_eval_count or 0} prompt + {used.eval_count or 0} output tokens, "
                 f"{(used.total_duration or 0) / 1e9:.1f} s of server time"
             )
+        if self.unscored:
+            lines.append(
+                f"ok records without confidence: {self.unscored} (the server scored none of "
+                "their fields: no log-probabilities, or a document read in pieces; under "
+                "--min-confidence they are marked for review)"
+            )
         if self.review:
             lines.append(f"marked for review (under --min-confidence): {self.review}")
         if duplicates := self.failed["DuplicateId"]:
@@ -115,8 +125,8 @@ class Progress:
                 smoothing=0.05,
             )
 
-    def update(self, record: Record, *, review: bool = False) -> None:
-        self.tally.add(record, review=review)
+    def update(self, record: Record, *, review: bool = False, unscored: bool = False) -> None:
+        self.tally.add(record, review=review, unscored=unscored)
         if self._bar is not None:
             self._bar.set_postfix_str(
                 f"ok={self.tally.ok} failed={self.tally.failures}", refresh=False

@@ -33,6 +33,7 @@ from ..core.grounding import Span
 from ..core.wire import Metrics
 from ..errors import ConfigError, ExtractError, InputError
 from .ids import MAX_LINE, Written
+from .scores import rounded
 
 _BOM = b"\xef\xbb\xbf"
 # A flushed line survives a killed process; fsync (for a crashed machine) is paced, not per line.
@@ -48,7 +49,10 @@ class Record:
     calls, ``usage`` sums their counters (both zero for a cached value), ``fields`` holds the
     input's other fields. ``id`` is the input's id (None when it has none) and ``line`` its
     1-based position in the input (see the module docstring). ``chunks`` and ``spans`` are the
-    Extraction's (see ``extract.Extraction``).
+    Extraction's (see ``extract.Extraction``). ``confidence`` maps each scored field's JSON
+    path to the probability of its value, ``scores`` each scored choice field's path to the
+    probability of every option (see ``extract.batch.scores``); a record from the cache
+    carries what the record that filled the cache did.
     """
 
     id: Any
@@ -64,6 +68,7 @@ class Record:
     spans: tuple[Span, ...] = ()
     confidence: Mapping[str, float] = dataclasses.field(default_factory=dict)
     samples: int = 1
+    scores: Mapping[str, Mapping[str, float]] = dataclasses.field(default_factory=dict)
 
     @property
     def min_confidence(self) -> float | None:
@@ -74,7 +79,8 @@ class Record:
         """The output line: ``{"id", "line", "ok", "value" | "error", "attempts", "usage",
         "cached"}``, plus ``"chunks"`` for a document read in pieces, ``"spans"`` where
         grounded values were found, ``"confidence"`` per choice field (per field, as
-        ``"agreement"`` too, with ``"samples"``) and the record's ``"min_confidence"``."""
+        ``"agreement"`` too, with ``"samples"``), the record's ``"min_confidence"`` and
+        ``"scores"``, each choice field's probability per option."""
         out: dict[str, Any] = {"id": self.id, "line": self.line, "ok": self.ok}
         if self.ok:
             dump = getattr(self.value, "model_dump", None)
@@ -89,6 +95,8 @@ class Record:
         if self.confidence:
             out["confidence"] = {path: round(p, 4) for path, p in self.confidence.items()}
             out["min_confidence"] = round(min(self.confidence.values()), 4)
+        if self.scores:
+            out["scores"] = rounded(self.scores)
         if self.samples > 1:
             # With samples, the confidence is the share of samples that agreed.
             out["samples"] = self.samples

@@ -8,7 +8,15 @@ from __future__ import annotations
 import asyncio
 import functools
 import itertools
-from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Iterable, Iterator
+from collections.abc import (
+    AsyncIterable,
+    AsyncIterator,
+    Awaitable,
+    Callable,
+    Iterable,
+    Iterator,
+    Mapping,
+)
 from typing import Any
 
 import tenacity
@@ -21,6 +29,7 @@ from ..errors import ExtractError, ExtractionFailed, OutputError, TransportError
 from .cache import Cache
 from .hosts import HostPool
 from .records import Document, Record, to_document
+from .scores import Report, distributions, salted_key
 
 Records = Iterable[Any] | AsyncIterable[Any]
 
@@ -35,6 +44,9 @@ READ_CHUNK = 256
 WARM_UP_DOCUMENTS = 64
 
 WarmUp = Callable[[list[str]], Awaitable[None]]
+# How a run scores confidence (JSON data), asked for when a record's cache key is made: after
+# the warm-up, so the in-domain prior it learned is part of it.
+Scoring = Callable[[], Mapping[str, Any]]
 
 
 def _failed(doc: Document, error: ExtractError) -> Record:
@@ -80,9 +92,14 @@ class BatchRun:
         id_field: str,
         text_field: str,
         warm_up: WarmUp | None = None,
+        scoring: Scoring | None = None,
+        scored: bool = False,
     ) -> None:
         """``warm_up``, when given, is awaited with the texts of the first documents (up to
-        ``WARM_UP_DOCUMENTS``) before any of them is labeled; not at all for an empty input."""
+        ``WARM_UP_DOCUMENTS``) before any of them is labeled; not at all for an empty input.
+        ``scoring`` says how confidence is scored (part of each cache key); ``scored``, that
+        records are meant to carry confidence: a cached value stored without its report is
+        then computed again rather than served without one."""
         self.pool, self.keys, self.schema = pool, keys, schema
         self.retry, self.cache, self.ordered = retry, cache, ordered
         self.id_field, self.text_field = id_field, text_field
@@ -97,6 +114,7 @@ class BatchRun:
         self.total: int | None = None
         self.warm_up = warm_up
         self.held: list[tuple[int, Document]] = []
+        self.scoring, self.scored = scoring, scored
 
     async def results(self, records: Records) -> AsyncIterator[Record]:
         self._spawn(self._read(records))
@@ -194,12 +212,24 @@ class BatchRun:
                 check_text(text)
             else:
                 key = self.keys.cache_key(text, self.schema)
+                if self.scoring is not None:
+                    key = salted_key(key, self.scoring())
         except ExtractError as exc:
             return _failed(doc, exc)
         if self.cache is not None and (hit := self._cached(key)) is not None:
-            spans = tuple(self.schema.ground(hit[0], text)[0])
+            value, said = hit
             return Record(
-                doc.id, True, hit[0], fields=doc.fields, cached=True, line=doc.line, spans=spans
+                doc.id,
+                True,
+                value,
+                fields=doc.fields,
+                cached=True,
+                line=doc.line,
+                chunks=said.chunks,
+                spans=tuple(self.schema.ground(value, text)[0]),
+                confidence=said.confidence,
+                samples=said.samples,
+                scores=said.scores,
             )
         host = None
         for round_ in range(1, self.rounds + 1):
@@ -220,8 +250,10 @@ class BatchRun:
                 self.pool.answered(host, *_timing(result, started))
             finally:
                 self.pool.release(host)
+            scores = distributions(result.choices, result.confidence)
             if self.cache is not None:
-                self.cache.put(key, result.data())
+                said = Report(result.confidence, scores, result.samples, result.chunks)
+                self.cache.put(key, result.data(), said.to_dict())
             attempts, usage = len(result.attempts), result.usage
             return Record(
                 doc.id,
@@ -236,15 +268,26 @@ class BatchRun:
                 spans=result.spans,
                 confidence=result.confidence,
                 samples=result.samples,
+                scores=scores,
             )
         raise AssertionError("unreachable: the last round returns")  # pragma: no cover
 
-    def _cached(self, key: str) -> tuple[Any] | None:
+    def _cached(self, key: str) -> tuple[Any, Report] | None:
+        """The value and report cached under ``key``; None when there is none, the value no
+        longer validates, or the run wants confidence and the entry kept no report (written
+        by an older extract)."""
         assert self.cache is not None
         try:
-            return (self.schema.validate(self.cache.get(key)),)
+            data, report = self.cache.entry(key)
+            value = self.schema.validate(data)
         except (KeyError, OutputError):
             return None
+        said = Report.from_dict(report)
+        if said is None:
+            if self.scored:
+                return None
+            said = Report()
+        return value, said
 
     async def aclose(self) -> None:
         for task in self.tasks:

@@ -19,6 +19,7 @@ are chosen and compared.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 import os
 from collections.abc import AsyncIterator, Iterator, Sequence
@@ -110,6 +111,8 @@ class Labeling:
         self._thread: LoopThread | None = None
         self._domain: bool | Sequence[str] = domain_prior
         self.priors: list[LearnedPrior] = []
+        # What the in-domain prior was learned from, once it is: part of each cache key.
+        self._prior_source = "n/a"
 
     @property
     def model(self) -> str:
@@ -121,6 +124,26 @@ class Labeling:
 
     def __repr__(self) -> str:
         return f"Labeling(model={self.model!r}, hosts={self.hosts!r}, schema={self.schema!r})"
+
+    @property
+    def wants_confidence(self) -> bool:
+        """Whether this session's ok records should carry confidence: it is on and the schema
+        has choice fields (or samples are voted on). One without it (a server that gives no
+        log-probabilities, a document read in pieces) is worth counting."""
+        if not self.options.get("confidence", True):
+            return False
+        return self.schema.has_choices or self.options.get("samples", 1) > 1
+
+    def _scoring(self) -> dict[str, object]:
+        """How confidence is scored, as JSON data: a cached record is reused only when it was
+        scored alike."""
+        return {
+            "confidence": self.options.get("confidence", True),
+            "calibrate": self.options.get("calibrate", True),
+            "temperature": self.options.get("confidence_temperature", 1.0),
+            "samples": self.options.get("samples", 1),
+            "prior": self._prior_source,
+        }
 
     async def aresults(self, records: Records) -> AsyncIterator[Record]:
         """Label every record of ``records`` (an iterable or async iterable of str or dict);
@@ -143,6 +166,8 @@ class Labeling:
             id_field=self.id_field,
             text_field=self.text_field,
             warm_up=self._warm_up if self._wants_prior() else None,
+            scoring=self._scoring,
+            scored=self.wants_confidence,
         )
         try:
             async for record in run.results(records):
@@ -187,6 +212,9 @@ class Labeling:
                 raise outcome
             elif outcome is not None:
                 self.priors.append(outcome)
+        if self.priors:
+            digest = hashlib.sha256("\x00".join(sample).encode("utf-8", "surrogatepass"))
+            self._prior_source = f"domain:{digest.hexdigest()}"
 
     async def _open_pool(self) -> HostPool:
         """Ask every host for the model once, before the first run.

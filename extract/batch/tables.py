@@ -9,7 +9,11 @@ file for the next step of a pipeline, one row per record:
 - one column per top-level field of the values (``value`` for a value that is not an object):
   a field that always holds strings, integers, numbers or booleans keeps that type, any other
   field is JSON text;
-- ``confidence`` (the record's lowest) when records carry confidence.
+- ``review`` (true when the run marked the record for review, else false), and ``accepted``
+  when some record carries it;
+- ``confidence`` (the record's lowest), then ``confidence.<path>`` per scored field (e.g.
+  ``confidence.$.category``) and ``score.<path>.<option>`` per option of each choice field
+  (e.g. ``score.$.category.billing``): empty where a record has none.
 
 Both passes over the output stream it, so memory stays flat however long the run was. Parquet
 needs pyarrow (``pip install 'extract[parquet]'``), imported only here.
@@ -27,6 +31,7 @@ from ..errors import ConfigError
 from .records import Document, to_document
 
 ROWS_PER_BATCH = 10_000
+_FLAGS = ("review", "accepted")
 _FIXED = ("id", "line", "ok", "attempts", "cached", "chunks", "error_type", "error")
 _USAGE = (
     ("prompt_tokens", "prompt_eval_count", 1),
@@ -70,10 +75,10 @@ def export(output: Path, target: Path) -> int:
         raise ConfigError(f"{target}: export writes .csv or .parquet files")
     if not output.is_file():
         raise ConfigError(f"{output}: no such output file")
-    columns = _value_columns(output)
+    columns, extra = _columns(output)
     if kind == ".csv":
-        return _write_csv(output, target, columns)
-    return _write_parquet(output, target, columns)
+        return _write_csv(output, target, columns, extra)
+    return _write_parquet(output, target, columns, extra)
 
 
 def _records(output: Path) -> Iterator[dict[str, Any]]:
@@ -87,13 +92,40 @@ def _records(output: Path) -> Iterator[dict[str, Any]]:
                 yield record
 
 
-def _value_columns(output: Path) -> dict[str, str]:
-    """Each value column and its type: ``string``, ``int64``, ``double``, ``bool`` or ``json``."""
+def _columns(output: Path) -> tuple[dict[str, str], list[str]]:
+    """Each value column and its type (``string``, ``int64``, ``double``, ``bool`` or
+    ``json``), and the trailing columns: flags, then confidences and scores (doubles)."""
     kinds: dict[str, set[str]] = {}
+    accepted = False
+    confidences: dict[str, None] = {}
+    scores: dict[str, None] = {}
     for record in _records(output):
         for name, cell in _value_cells(record).items():
             kinds.setdefault(name, set()).add(_kind(cell))
-    return {name: _column_type(found - {"null"}) for name, found in kinds.items()}
+        accepted = accepted or "accepted" in record
+        confidences.update(dict.fromkeys(_confidence_cells(record)))
+        scores.update(dict.fromkeys(_score_cells(record)))
+    values = {name: _column_type(found - {"null"}) for name, found in kinds.items()}
+    flags = ["review", *(["accepted"] if accepted else [])]
+    return values, [*flags, "confidence", *confidences, *scores]
+
+
+def _confidence_cells(record: dict[str, Any]) -> dict[str, float]:
+    confidence = _mapping(record.get("confidence"))
+    return {f"confidence.{p}": c for p, c in confidence.items() if _is_rate(c)}
+
+
+def _score_cells(record: dict[str, Any]) -> dict[str, float]:
+    cells = {}
+    for path, options in _mapping(record.get("scores")).items():
+        for option, p in _mapping(options).items():
+            if _is_rate(p):
+                cells[f"score.{path}.{option}"] = p
+    return cells
+
+
+def _is_rate(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
 
 
 def _value_cells(record: dict[str, Any]) -> dict[str, Any]:
@@ -123,7 +155,7 @@ def _column_type(kinds: set[str]) -> str:
     return kinds.pop() if len(kinds) == 1 and kinds <= {"bool", "string"} else "json"
 
 
-def _row(record: dict[str, Any], columns: dict[str, str]) -> dict[str, Any]:
+def _row(record: dict[str, Any], columns: dict[str, str], extra: list[str]) -> dict[str, Any]:
     error = _mapping(record.get("error"))
     usage = _mapping(record.get("usage"))
     row: dict[str, Any] = {
@@ -140,14 +172,19 @@ def _row(record: dict[str, Any], columns: dict[str, str]) -> dict[str, Any]:
         amount = usage.get(key)
         row[name] = amount * scale if isinstance(amount, int | float) else None
     cells = _value_cells(record)
-    for name, kind in columns.items():
+    for (name, kind), column in zip(columns.items(), _prefixed(columns, extra), strict=True):
         cell = cells.get(name)
-        row[name] = (
+        row[column] = (
             json.dumps(cell, ensure_ascii=False) if kind == "json" and cell is not None else cell
         )
-    confidence = record.get("confidence")
-    if isinstance(confidence, dict) and confidence:
-        row["confidence"] = min(confidence.values())
+    row["review"] = record.get("review") is True
+    if "accepted" in record:
+        row["accepted"] = record["accepted"] if isinstance(record["accepted"], bool) else None
+    fields = _confidence_cells(record)
+    if fields:
+        row["confidence"] = min(fields.values())
+    row.update(fields)
+    row.update(_score_cells(record))
     return row
 
 
@@ -155,32 +192,25 @@ def _mapping(value: Any) -> dict[str, Any]:
     return value if isinstance(value, dict) else {}
 
 
-def _write_csv(output: Path, target: Path, columns: dict[str, str]) -> int:
-    names = [*_FIXED, *(u[0] for u in _USAGE), *_prefixed(columns), "confidence"]
+def _write_csv(output: Path, target: Path, columns: dict[str, str], extra: list[str]) -> int:
+    names = [*_FIXED, *(u[0] for u in _USAGE), *_prefixed(columns, extra), *extra]
     count = 0
     with open(target, "w", encoding="utf-8", newline="") as out:
         writer = csv.DictWriter(out, fieldnames=names, extrasaction="ignore")
         writer.writeheader()
         for record in _records(output):
-            writer.writerow(_renamed(_row(record, columns), columns))
+            writer.writerow(_row(record, columns, extra))
             count += 1
     return count
 
 
-def _prefixed(columns: dict[str, str]) -> list[str]:
-    """Value columns that would clash with a fixed column get a ``value.`` prefix."""
-    taken = {*_FIXED, *(u[0] for u in _USAGE), "confidence"}
+def _prefixed(columns: dict[str, str], extra: list[str]) -> list[str]:
+    """Value columns that would clash with another column get a ``value.`` prefix."""
+    taken = {*_FIXED, *(u[0] for u in _USAGE), *extra}
     return [f"value.{n}" if n in taken else n for n in columns]
 
 
-def _renamed(row: dict[str, Any], columns: dict[str, str]) -> dict[str, Any]:
-    for old, new in zip(columns, _prefixed(columns), strict=True):
-        if old != new:
-            row[new] = row.pop(old)
-    return row
-
-
-def _write_parquet(output: Path, target: Path, columns: dict[str, str]) -> int:
+def _write_parquet(output: Path, target: Path, columns: dict[str, str], extra: list[str]) -> int:
     import pyarrow as pa
 
     parquet = _pyarrow_parquet()
@@ -198,15 +228,18 @@ def _write_parquet(output: Path, target: Path, columns: dict[str, str]) -> int:
         pa.field("prompt_tokens", pa.int64()),
         pa.field("output_tokens", pa.int64()),
         pa.field("server_seconds", pa.float64()),
-        *(pa.field(n, arrow[k]) for n, k in zip(_prefixed(columns), columns.values(), strict=True)),
-        pa.field("confidence", pa.float64()),
+        *(
+            pa.field(n, arrow[k])
+            for n, k in zip(_prefixed(columns, extra), columns.values(), strict=True)
+        ),
+        *(pa.field(n, pa.bool_() if n in _FLAGS else pa.float64()) for n in extra),
     ]
     schema = pa.schema(fields)
     count = 0
     with parquet.ParquetWriter(target, schema) as writer:
         batch: list[dict[str, Any]] = []
         for record in _records(output):
-            batch.append(_renamed(_row(record, columns), columns))
+            batch.append(_row(record, columns, extra))
             if len(batch) == ROWS_PER_BATCH:
                 writer.write_table(pa.Table.from_pylist(batch, schema=schema))
                 count, batch = count + len(batch), []

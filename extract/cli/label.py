@@ -21,6 +21,7 @@ from ..batch.progress import Progress, Tally
 from ..batch.records import Document, OutputFile, count_lines, open_csv, read_csv, read_jsonl
 from ..batch.run import WARM_UP_DOCUMENTS
 from ..batch.session import Labeling
+from ..batch.sidecar import write_sidecar
 from ..batch.tables import export, read_parquet
 from ..client.calls import CallOptions
 from ..client.extractor import Extractor
@@ -81,7 +82,8 @@ EXIT_INTERRUPTED = 130
 @click.option(
     "--min-confidence",
     type=click.FloatRange(0, 1),
-    help='Mark records whose least confident field is below P with "review": true.',
+    help='Mark records whose least confident field is below P with "review": true (and ok '
+    "records that should carry confidence but do not).",
 )
 @click.option(
     "--export",
@@ -121,7 +123,9 @@ def label(
     """Label each record of INPUT (JSONL or CSV; - reads JSONL from stdin) into OUTPUT.
 
     OUTPUT gets exactly one JSON line per input line, {"id", "line", "ok", "value" or "error",
-    "attempts", "usage", "cached"}, flushed as each finishes. "line" is the input line number
+    "attempts", "usage", "cached"}, flushed as each finishes; choice fields add "confidence"
+    and "scores" (each option's probability). The schema goes beside OUTPUT, in
+    OUTPUT.schema.json, for `extract eval`. "line" is the input line number
     (CSV: data row number); "id" is the record's id field, null when it has none or the line
     is not a record. A line whose id an earlier line has gets a DuplicateId error record
     (--allow-duplicate-ids labels it). Rerunning the same command skips the lines OUTPUT
@@ -245,6 +249,7 @@ async def _label_all(
         domain_prior=domain_prior,
         **call,
     )
+    write_sidecar(sink.path, session.schema, session.model)
     async with session:
         counted = 0
         async for record in session.aresults(docs):
@@ -253,11 +258,16 @@ async def _label_all(
             counted = len(session.priors)
             line = record.to_json()
             least = record.min_confidence
-            review = min_confidence is not None and least is not None and least < min_confidence
+            # An ok record that should carry confidence but does not cannot be shown to clear
+            # the bar: it is counted, and marked for review under --min-confidence.
+            unscored = record.ok and least is None and session.wants_confidence
+            review = min_confidence is not None and (
+                unscored or (least is not None and least < min_confidence)
+            )
             if review:
                 line["review"] = True
             sink.write(line)
-            progress.update(record, review=review)
+            progress.update(record, review=review, unscored=unscored)
 
 
 class _Counted(Iterator[Document]):

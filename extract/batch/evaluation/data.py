@@ -40,7 +40,8 @@ class Outcome:
     """One output record as evaluation sees it.
 
     ``error`` is the error type (for ``ExtractionFailed``, the type of the last attempt's
-    error); ``confidence`` and ``agreement`` map JSON paths to rates in 0..1.
+    error); ``confidence`` and ``agreement`` map JSON paths to rates in 0..1; ``scores`` maps
+    each choice field's path to its options' probabilities (``extract.batch.scores``).
     """
 
     id: Any
@@ -55,6 +56,7 @@ class Outcome:
     output_tokens: int
     seconds: float
     cached: bool
+    scores: Mapping[str, Mapping[str, float]] = dataclasses.field(default_factory=dict)
 
     @property
     def min_confidence(self) -> float | None:
@@ -110,6 +112,7 @@ def outcome_of(item: Any, position: int) -> Outcome:
         output_tokens=_count(usage.get("eval_count")),
         seconds=_count(usage.get("total_duration")) / 1e9,
         cached=row.get("cached") is True,
+        scores=_distributions(row.get("scores"), position),
     )
 
 
@@ -133,6 +136,16 @@ def _rates(data: Any, what: str, position: int) -> dict[str, float]:
             raise InputError(f"output record {position}: {what} {path} is {rate!r}, not in 0..1")
         rates[str(path)] = float(rate)
     return rates
+
+
+def _distributions(data: Any, position: int) -> dict[str, dict[str, float]]:
+    if not isinstance(data, Mapping):
+        return {}
+    return {
+        str(path): _rates(options, f"scores of {path}", position)
+        for path, options in data.items()
+        if isinstance(options, Mapping)
+    }
 
 
 def _count(value: Any) -> int:

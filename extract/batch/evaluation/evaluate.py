@@ -10,13 +10,16 @@ A failed record counts as wrong for every field it has gold for (``accuracy``);
 from __future__ import annotations
 
 import collections
+import os
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 from ...core.schema import Schema
 from ...core.schema_walk import json_path
 from ...errors import ConfigError, InputError
+from ..sidecar import read_sidecar
 from .data import Gold, Outcome, load_gold, read_outputs
+from .doubts import gold_doubts
 from .fields import (
     FieldSpec,
     element_set,
@@ -50,8 +53,11 @@ def evaluate(
     output dicts or ``Record``s. ``gold``: a JSONL or CSV path, a DataFrame, an iterable of rows
     (id plus the fields, or a ``value``), or a mapping of id to gold value; with ``gold_field``,
     gold is that field of the labeling input (ids as ``extract label`` gave them).
-    ``schema`` (anything ``Schema.load`` takes) says each field's kind; without it kinds are
-    inferred from the values. ``tolerance`` is the absolute tolerance for numbers.
+    ``schema`` (anything ``Schema.load`` takes) says each field's kind; without it, the
+    schema ``extract label`` kept beside a JSONL path (``OUTPUT.schema.json``, see
+    ``extract.batch.sidecar``) does; for records given in memory without a schema, kinds are
+    inferred from the values (a guess: pass ``schema``). ``tolerance`` is the absolute
+    tolerance for numbers.
 
     Raises InputError for a missing or unreadable file, gold without ids, no id in common, or
     no gold field the values have; SchemaError for a bad schema; ConfigError for a negative
@@ -61,7 +67,13 @@ def evaluate(
         raise ConfigError(f"tolerance must be 0 or more, not {tolerance}")
     outcomes = read_outputs(records)
     golden = load_gold(gold, id_field=id_field, gold_field=gold_field, text_field=text_field)
-    loaded = Schema.load(schema) if schema is not None else None
+    loaded: Schema | None
+    if schema is not None:
+        loaded = Schema.load(schema)
+    elif isinstance(records, str | os.PathLike):
+        loaded = read_sidecar(records)
+    else:
+        loaded = None
     return score(outcomes, golden, loaded, tolerance=tolerance)
 
 
@@ -85,6 +97,7 @@ def score(
     fields = tuple(tallies[spec.path].report() for spec in specs)
     scored = [r for r in results if r.scored]
     points = [(r.confidence, not r.wrong) for r in scored if r.ok and r.confidence is not None]
+    unscored = sum(r.ok and r.confidence is None for r in scored)
     missing = [key for key in gold.values if key not in first]
     failures = collections.Counter(o.error or "unknown" for o in matched if not o.ok)
     ok = sum(o.ok for o in matched)
@@ -104,9 +117,10 @@ def score(
         fields=fields,
         coverage=coverage,
         record_accuracy=sum(not r.wrong for r in scored) / len(scored) if scored else 0.0,
-        calibration=calibration(points),
+        calibration=calibration(points, unscored=unscored),
         cost=_cost(outcomes),
         records=tuple(results),
+        doubtful_gold=gold_doubts(((o, gold.values[o.key]) for o in matched), specs),
     )
 
 

@@ -3,7 +3,8 @@
 Charts are matplotlib figures saved as SVG (the ``report`` extra) and written into the page;
 every piece of text that comes from the data is escaped. The page shows the field table, a
 confusion matrix per choice field, the calibration plot, accuracy against coverage, and the
-records to look at first, each with its text, value and gold.
+records to look at first, each with its text, value and gold, and the gold rows to
+double-check. Both chart axes run from 0 to 1.
 """
 
 from __future__ import annotations
@@ -15,9 +16,21 @@ from collections.abc import Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from ...errors import ConfigError
+from .doubts import HIGH_CONFIDENCE, GoldDoubt
 from .metrics import Calibration, ChoiceMetrics
 from .report import EvalReport, RecordResult
-from .text import CLASS_HEADER, FIELD_HEADER, class_rows, field_cells, percent
+from .text import (
+    CLASS_HEADER,
+    DOUBT_HEADER,
+    FIELD_HEADER,
+    class_rows,
+    doubt_rows,
+    doubts_heading,
+    field_cells,
+    percent,
+    temperature_note,
+    unscored_note,
+)
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -66,7 +79,7 @@ def _sections(report: EvalReport, texts: Mapping[str, str]) -> Iterator[str]:
         ("records with gold", str(c.records)),
         ("coverage (ok)", percent(c.rate)),
         ("every field right", percent(report.record_accuracy)),
-        ("ECE", f"{report.calibration.ece:.3f}" if report.calibration else "n/a"),
+        ("ECE", _maybe(report.calibration.ece, ".3f")),
         ("tokens / record", f"{cost.tokens_per_record:.0f}" if cost.tokens_per_record else "n/a"),
         (
             "server s / record",
@@ -97,10 +110,10 @@ def _sections(report: EvalReport, texts: Mapping[str, str]) -> Iterator[str]:
             yield _figure(f"confusion-{n}", _confusion(field.path, field.choice))
             yield _classes(field.choice)
     yield "<h2>Calibration</h2>"
-    if report.calibration is None:
+    cal = report.calibration
+    if cal.ece is None:
         yield "<p>No record carries confidence: label with logprobs to get it.</p>"
     else:
-        cal = report.calibration
         yield (
             f"<p>{cal.records} ok records carry confidence (the lowest over their fields);"
             f" expected calibration error {cal.ece:.3f} over 10 equal-width bins.</p>"
@@ -111,7 +124,11 @@ def _sections(report: EvalReport, texts: Mapping[str, str]) -> Iterator[str]:
             " (coverage) against the accuracy of what is kept.</p>"
         )
         yield _figure("coverage", _coverage(cal))
+        yield f"<p>{_e(temperature_note(cal))}</p>"
+    if cal.unscored:
+        yield f"<p>{_e(unscored_note(cal.unscored))}.</p>"
     yield from _look_first(report.records, texts)
+    yield from _doubts(report.doubtful_gold)
 
 
 def _maybe(value: float | None, spec: str) -> str:
@@ -183,9 +200,14 @@ def _reliability(cal: Calibration) -> Figure:
     )
     ax.plot([0, 1], [0, 1], linestyle="--", color="gray", label="perfect calibration")
     for b in filled:
-        ax.text(b.low + 0.05, (b.accuracy or 0.0) + 0.02, str(b.count), ha="center", fontsize=7)
+        # Inside the frame: a full bar's count goes just under its top.
+        high = (b.accuracy or 0.0) > 0.9
+        y = (b.accuracy or 0.0) + (-0.02 if high else 0.02)
+        ax.text(
+            b.low + 0.05, y, str(b.count), ha="center", va="top" if high else "bottom", fontsize=7
+        )
     ax.set_xlim(0, 1)
-    ax.set_ylim(0, 1.08)
+    ax.set_ylim(0, 1)
     ax.set_xlabel("confidence")
     ax.set_ylabel("accuracy")
     ax.set_title(f"calibration (ECE {cal.ece:.3f}; numbers: records per bin)")
@@ -209,7 +231,8 @@ def _coverage(cal: Calibration) -> Figure:
                 xytext=(4, 4),
                 fontsize=7,
             )
-    ax.set_xlim(0, 1.02)
+    ax.set_xlim(0, 1)
+    ax.set_ylim(0, 1)
     ax.set_xlabel("coverage (share of records kept)")
     ax.set_ylabel("accuracy of the records kept")
     ax.set_title("accuracy against coverage")
@@ -219,15 +242,31 @@ def _coverage(cal: Calibration) -> Figure:
 def _look_first(records: Sequence[RecordResult], texts: Mapping[str, str]) -> Iterator[str]:
     sure = [r for r in records if r.confidence is not None]
     if sure:
-        wrong = sorted((r for r in sure if r.wrong), key=lambda r: -(r.confidence or 0.0))
+        confident = [r for r in sure if r.wrong and (r.confidence or 0.0) >= HIGH_CONFIDENCE]
+        wrong = sorted(confident, key=lambda r: -(r.confidence or 0.0))[:LOOK_FIRST]
         yield "<h2>Wrong with high confidence</h2>"
-        yield from _cards(wrong[:LOOK_FIRST], texts, "No confidently wrong record.")
+        yield (
+            f"<p>Records with a wrong field although every field's calibrated confidence is"
+            f" {HIGH_CONFIDENCE:g} or more, most confident first.</p>"
+        )
+        yield from _cards(wrong, texts, f"No record is wrong at confidence ≥ {HIGH_CONFIDENCE:g}.")
+        shown = {r.key for r in wrong}
+        lowest = sorted((r for r in sure if r.key not in shown), key=lambda r: r.confidence or 0.0)
         yield "<h2>Lowest confidence</h2>"
-        lowest = sorted(sure, key=lambda r: r.confidence or 0.0)
-        yield from _cards(lowest[:LOOK_FIRST], texts, "")
+        yield "<p>The least confident records (right or wrong) not listed above.</p>"
+        yield from _cards(lowest[:LOOK_FIRST], texts, "None left.")
     else:
         yield "<h2>Wrong records</h2>"
         yield from _cards([r for r in records if r.wrong][:LOOK_FIRST], texts, "None.")
+
+
+def _doubts(doubts: Sequence[GoldDoubt]) -> Iterator[str]:
+    yield "<h2>Gold rows to double-check</h2>"
+    if not doubts:
+        yield f"<p>No gold label is contradicted at confidence ≥ {HIGH_CONFIDENCE:g}.</p>"
+        return
+    yield f"<p>{_e(doubts_heading(len(doubts)))}.</p>"
+    yield _table(DOUBT_HEADER, doubt_rows(doubts))
 
 
 def _cards(records: Sequence[RecordResult], texts: Mapping[str, str], empty: str) -> Iterator[str]:

@@ -12,6 +12,9 @@ Definitions (the README and ``extract eval --help`` repeat them):
 - **Calibration**: 10 equal-width bins; bin ``k`` holds the confidences ``c`` with
   ``k <= 10c < k + 1`` (1.0 goes to the last bin). ECE = sum over bins of
   ``count / total * |accuracy - mean confidence|``.
+- **Confidence temperature**: fitted (``core.calibration.fit_temperature``) only on
+  :data:`MIN_FIT_RECORDS` records or more; on fewer, one wrong record more or less moves it
+  by a factor, and it is not given.
 - **Accuracy against coverage**: keep the records whose confidence is at least a threshold;
   coverage is the share kept, accuracy is measured over what is kept.
 - **Paired bootstrap**: resample the records (with replacement, the same records for both runs)
@@ -32,6 +35,8 @@ MISSING = "(missing)"
 PLACEHOLDERS = (MISSING, FAILED)
 BINS = 10
 THRESHOLDS = (*(round(0.05 * k, 2) for k in range(20)), 0.99)
+# Fewer records than this fit a temperature to their noise (9 records once "fitted" 0.01).
+MIN_FIT_RECORDS = 50
 RESAMPLES = 2000
 SEED = 0
 LEVEL = 0.95
@@ -143,28 +148,40 @@ class CoveragePoint:
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class Calibration:
-    """How well confidence predicts being right, over ``records`` records that carry it."""
+    """How well confidence predicts being right, over ``records`` records that carry it.
+
+    ``ece`` is None when no record carries confidence. ``temperature`` is the confidence
+    temperature these records fit best, with ``fitted_ece`` the ECE under it (on these same
+    records: an optimistic figure); both None when fewer than :data:`MIN_FIT_RECORDS` records
+    carry confidence. ``unscored`` counts the ok records that carry none though the others
+    do (records served from an old cache, a document read in pieces): they are in no figure
+    here.
+    """
 
     records: int
-    ece: float
+    ece: float | None
     bins: tuple[CalibrationBin, ...]
     curve: tuple[CoveragePoint, ...]
-    temperature: float = 1.0  # the confidence temperature these records fit best
-    fitted_ece: float = 0.0  # the ECE under it (on these records: an optimistic figure)
+    temperature: float | None = None
+    fitted_ece: float | None = None
+    unscored: int = 0
 
 
-def calibration(points: Sequence[tuple[float, bool]], *, fit: bool = True) -> Calibration | None:
+def calibration(
+    points: Sequence[tuple[float, bool]], *, fit: bool = True, unscored: int = 0
+) -> Calibration:
     """ECE, per-bin accuracy and the accuracy-coverage curve of (confidence, right) pairs, and
-    (``fit``) the confidence temperature they fit best with the ECE under it.
+    (``fit``, on at least :data:`MIN_FIT_RECORDS` pairs) the confidence temperature they fit
+    best with the ECE under it. ``unscored`` is passed through.
 
-    None when there are no pairs. Raises ValueError for a confidence outside 0..1.
+    No pairs give no ECE and an empty curve. Raises ValueError for a confidence outside 0..1.
 
     >>> c = calibration([(0.95, True), (0.91, False), (0.35, False)])
-    >>> round(c.ece, 3), [b.count for b in c.bins if b.count]
-    (0.403, [1, 2])
+    >>> round(c.ece, 3), [b.count for b in c.bins if b.count], c.temperature
+    (0.403, [1, 2], None)
+    >>> calibration([]).ece is None
+    True
     """
-    if not points:
-        return None
     bins: list[list[tuple[float, bool]]] = [[] for _ in range(BINS)]
     for confidence, right in points:
         if not 0.0 <= confidence <= 1.0:
@@ -172,25 +189,25 @@ def calibration(points: Sequence[tuple[float, bool]], *, fit: bool = True) -> Ca
         bins[min(int(confidence * BINS), BINS - 1)].append((confidence, right))
     total = len(points)
     out = []
-    ece = 0.0
+    ece: float | None = 0.0 if points else None
     for k, members in enumerate(bins):
         mean_conf = acc = None
         if members:
             mean_conf = sum(c for c, _ in members) / len(members)
             acc = sum(r for _, r in members) / len(members)
-            ece += len(members) / total * abs(acc - mean_conf)
+            ece = (ece or 0.0) + len(members) / total * abs(acc - mean_conf)
         out.append(CalibrationBin(k / BINS, (k + 1) / BINS, len(members), mean_conf, acc))
     curve = []
-    for threshold in THRESHOLDS:
+    for threshold in THRESHOLDS if points else ():
         kept = [right for confidence, right in points if confidence >= threshold]
         accuracy = sum(kept) / len(kept) if kept else None
         curve.append(CoveragePoint(threshold, len(kept), len(kept) / total, accuracy))
-    if not fit:
-        return Calibration(total, ece, tuple(out), tuple(curve))
+    done = Calibration(total, ece, tuple(out), tuple(curve), unscored=unscored)
+    if not fit or total < MIN_FIT_RECORDS:
+        return done
     temperature = fit_temperature(points)
     under = calibration([(scaled(c, temperature), r) for c, r in points], fit=False)
-    assert under is not None
-    return Calibration(total, ece, tuple(out), tuple(curve), temperature, under.ece)
+    return dataclasses.replace(done, temperature=temperature, fitted_ece=under.ece)
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

@@ -9,6 +9,7 @@ import dataclasses
 from collections.abc import Mapping
 from typing import Any
 
+from .doubts import GoldDoubt
 from .fields import Kind
 from .metrics import Calibration, ChoiceMetrics
 
@@ -88,15 +89,18 @@ class RecordResult:
 @dataclasses.dataclass(frozen=True, slots=True)
 class EvalReport:
     """What :func:`evaluate` found. ``record_accuracy`` is the share of records whose every
-    scored field is right; ``calibration`` is None when no record carries confidence;
-    ``records`` holds each scored record (not part of :meth:`to_dict`)."""
+    scored field is right; ``calibration`` is always there (its ``ece`` is None when no
+    record carries confidence); ``records`` holds each scored record (not part of
+    :meth:`to_dict`); ``doubtful_gold`` the gold rows to double-check, ranked (see
+    ``extract.batch.evaluation.doubts``)."""
 
     fields: tuple[FieldReport, ...]
     coverage: Coverage
     record_accuracy: float
-    calibration: Calibration | None
+    calibration: Calibration
     cost: Cost
     records: tuple[RecordResult, ...] = dataclasses.field(repr=False, compare=False)
+    doubtful_gold: tuple[GoldDoubt, ...] = ()
 
     def field(self, name: str) -> FieldReport:
         """The report of a field, by JSON path (``$.category``) or name; raises KeyError."""

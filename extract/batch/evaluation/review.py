@@ -34,12 +34,18 @@ class ReviewItem:
 
 def worth_review(outcomes: Iterable[Outcome], *, min_confidence: float | None) -> list[ReviewItem]:
     """The records that failed, are unsure (a field under ``min_confidence``) or whose samples
-    disagree, in output order."""
+    disagree, in output order. With ``min_confidence``, an ok record without confidence in a
+    run whose other records carry it is exported too (reason ``no confidence``): nothing
+    shows it clears the bar."""
+    outcomes = list(outcomes)
+    scored_run = any(o.confidence for o in outcomes)
     items = []
     for o in outcomes:
         reasons = []
         if not o.ok:
             reasons.append(f"failed ({o.error})")
+        elif min_confidence is not None and scored_run and not o.confidence and not o.agreement:
+            reasons.append("no confidence")
         if min_confidence is not None:
             reasons += [
                 f"confidence {rate:.2f} at {path}"

@@ -5,10 +5,12 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 
 from .compare import Comparison
-from .metrics import ChoiceMetrics
+from .doubts import HIGH_CONFIDENCE, GoldDoubt
+from .metrics import MIN_FIT_RECORDS, Calibration, ChoiceMetrics
 from .report import Cost, Coverage, EvalReport, FieldReport
 
 SHOWN_THRESHOLDS = (0.0, 0.5, 0.7, 0.8, 0.9, 0.95, 0.99)
+DOUBTS_SHOWN = 20  # gold rows to double-check listed in the terminal
 LABEL_WIDTH = 24
 
 
@@ -51,6 +53,7 @@ def render_report(report: EvalReport) -> str:
         if field.choice is not None:
             parts.append(_choice(field.path, field.choice))
     parts.append(_calibration(report))
+    parts.append(_doubts(report.doubtful_gold))
     parts.append(_cost(report.cost))
     return "\n\n".join(parts) + "\n"
 
@@ -136,7 +139,7 @@ def _choice(path: str, m: ChoiceMetrics) -> str:
 
 def _calibration(report: EvalReport) -> str:
     cal = report.calibration
-    if cal is None:
+    if cal.ece is None:
         return "calibration: no record carries confidence (label with logprobs to get it)"
     bins = table(
         ["confidence", "records", "accuracy", "mean confidence"],
@@ -158,12 +161,70 @@ def _calibration(report: EvalReport) -> str:
         f"calibration over {cal.records} ok records with confidence:"
         f" ECE {cal.ece:.3f} (10 equal-width bins; a record is right when every field is)"
     )
-    fitted = (
+    lines = [head, bins, "accuracy against coverage", curve, temperature_note(cal)]
+    if cal.unscored:
+        lines.append(unscored_note(cal.unscored))
+    return "\n".join(lines)
+
+
+def temperature_note(cal: Calibration) -> str:
+    """The fitted confidence temperature, or why none is given."""
+    if cal.temperature is None or cal.fitted_ece is None:
+        return (
+            f"confidence temperature: not fitted, since only {cal.records} records carry"
+            f" confidence; on fewer than {MIN_FIT_RECORDS} it would follow their noise."
+            " Score more gold to fit one."
+        )
+    return (
         f"confidence temperature that fits these records best: {cal.temperature:g} (ECE"
         f" {cal.fitted_ece:.3f} under it, here; check it on other labeled records). Label with"
         f" --confidence-temperature {cal.temperature:g} to report confidences under it."
     )
-    return f"{head}\n{bins}\naccuracy against coverage\n{curve}\n{fitted}"
+
+
+def unscored_note(count: int) -> str:
+    """Why some ok records are in no calibration figure."""
+    return (
+        f"{count} ok records carry no confidence and are in none of these figures (a server"
+        " without log-probabilities, a document read in pieces, or a cache written by an"
+        " older extract)"
+    )
+
+
+DOUBT_HEADER = ("id", "field", "gold", "model", "confidence", "P(gold)")
+
+
+def doubt_rows(doubts: Sequence[GoldDoubt], label: Callable[[str], str] = str) -> list[list[str]]:
+    """Gold rows to double-check as table rows (under ``DOUBT_HEADER``)."""
+    return [
+        [
+            d.key,
+            d.path,
+            label(d.gold),
+            label(d.predicted),
+            f"{d.confidence:.3f}",
+            "" if d.gold_probability is None else f"{d.gold_probability:.3f}",
+        ]
+        for d in doubts
+    ]
+
+
+def doubts_heading(count: int) -> str:
+    """What the list of gold rows to double-check holds."""
+    return (
+        f"gold rows to double-check: {count} choice fields where the model contradicts the"
+        f" gold at confidence >= {HIGH_CONFIDENCE:g}; least probability left for the gold"
+        " label first (a wrong gold label, or a confident mistake)"
+    )
+
+
+def _doubts(doubts: Sequence[GoldDoubt]) -> str:
+    if not doubts:
+        return f"gold rows to double-check: none (no gold contradicted at >= {HIGH_CONFIDENCE:g})"
+    rows = doubt_rows(doubts[:DOUBTS_SHOWN], _short)
+    more = len(doubts) - DOUBTS_SHOWN
+    tail = f"\n... {more} more (--json or --html lists them all)" if more > 0 else ""
+    return f"{doubts_heading(len(doubts))}\n{table(list(DOUBT_HEADER), rows)}{tail}"
 
 
 def _cost(c: Cost) -> str:
