@@ -21,7 +21,7 @@ from ..batch.progress import Progress, Tally
 from ..batch.records import Document, OutputFile, count_lines, open_csv, read_csv, read_jsonl
 from ..batch.run import WARM_UP_DOCUMENTS
 from ..batch.session import Labeling
-from ..batch.sidecar import write_sidecar
+from ..batch.sidecar import sidecar_path, write_sidecar
 from ..batch.tables import export, read_parquet
 from ..client.calls import CallOptions
 from ..client.extractor import Extractor
@@ -294,8 +294,8 @@ def _missing(path: Path) -> list[Path]:
 
 
 def _remove_if_empty(created: list[Path]) -> None:
-    """Remove what a run that wrote no record created: its empty output file, then the
-    folders made for it (each only while empty)."""
+    """Remove what a run that wrote no record created: its empty output file and the schema
+    sidecar beside it, then the folders made for it (each only while empty)."""
     if not created:
         return
     file, *folders = created
@@ -305,6 +305,7 @@ def _remove_if_empty(created: list[Path]) -> None:
         file.unlink()
     except FileNotFoundError:
         pass
+    sidecar_path(file).unlink(missing_ok=True)
     for folder in folders:
         try:
             folder.rmdir()

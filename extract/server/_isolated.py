@@ -298,7 +298,7 @@ class _Child:
 def crash_message(model: str, returncode: int) -> str:
     """What a request hears when the child running ``model`` ended with ``returncode``.
 
-    >>> crash_message("m", -9).split(": ", 1)[1][:52]
+    >>> crash_message("m", -9).split(": ", 1)[1][:54]
     "the engine process for model 'm' was killed by SIGKILL"
     """
     if returncode < 0:
