@@ -114,9 +114,13 @@ def split_install_steps(code: str) -> tuple[str, list[str]]:
     dropped: list[str] = []
     for line in code.splitlines():
         steps = [s.strip() for s in line.split("&&")]
+        installs = [s for s in steps if _INSTALL_STEP.match(s)]
+        if not installs:
+            kept_lines.append(line)  # as written: a heredoc keeps its indentation
+            continue
+        dropped += installs
         keep = [s for s in steps if not _INSTALL_STEP.match(s)]
-        dropped += [s for s in steps if _INSTALL_STEP.match(s)]
-        if keep or not line.strip():
+        if keep:
             kept_lines.append(" && ".join(keep))
     return "\n".join(kept_lines).strip() + "\n", dropped
 
