@@ -105,10 +105,10 @@ def all_blocks() -> list[Block]:
 
 
 def split_install_steps(code: str) -> tuple[str, list[str]]:
-    """A shell block without its environment and install steps, and the steps left out.
+    r"""A shell block without its environment and install steps, and the steps left out.
 
     >>> split_install_steps("python3 -m venv .venv && . .venv/bin/activate && extract schemas")
-    ('extract schemas', ['python3 -m venv .venv', '. .venv/bin/activate'])
+    ('extract schemas\n', ['python3 -m venv .venv', '. .venv/bin/activate'])
     """
     kept_lines: list[str] = []
     dropped: list[str] = []

@@ -76,7 +76,7 @@ LABEL_WORDS = _label_words()
 
 def document_of(prompt: str) -> str:
     """The document between the prompt's delimiters (the whole prompt when there are none)."""
-    head, found, rest = prompt.rpartition(_DOC_START)
+    _, found, rest = prompt.rpartition(_DOC_START)
     return rest.partition(_DOC_END)[0] if found else prompt
 
 
@@ -224,8 +224,14 @@ def _entry(token: str, choice: Choice | None) -> list[dict[str, Any]]:
         text = json.dumps(option)[1:-1] if isinstance(option, str) else json.dumps(option)
         p = choice.probability if i == choice.index else rest
         top.append({"token": text, "logprob": _log(p), "bytes": list(text.encode())})
-    return [{"token": token, "logprob": _log(choice.probability), "bytes": list(token.encode()),
-             "top_logprobs": top}]
+    return [
+        {
+            "token": token,
+            "logprob": _log(choice.probability),
+            "bytes": list(token.encode()),
+            "top_logprobs": top,
+        }
+    ]
 
 
 def _log(p: float) -> float:

@@ -16,14 +16,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-
-from extract.server import ScriptedEngine, serve
-
 from docs_examples import (
     HOST_NAME,
     PAGES,
-    RUN_LANGUAGES,
     ROOT,
+    RUN_LANGUAGES,
     SHOWN_LANGUAGES,
     Block,
     all_blocks,
@@ -35,12 +32,16 @@ from docs_examples import (
 )
 from docs_support import reply_for
 
+from extract.server import ScriptedEngine, serve
+
 # The models the pages name; the scripted server serves them all.
 MODELS = ("llama3.2", "qwen2.5", "smollm2:135m")
 
 # (page, first line of the block): the examples that are never executed, and why in the page.
 NOT_RUN = {
-    ("README.md", "pip install extract-llm"),
+    ("README.md", "pip install extract-llm          # from a checkout: pip install -e ."),
+    ("README.md", 'pytest -m "not real_model and not ray and not soak" -n 4'),
+    ("docs/reference/layout.md", 'pytest -m "not real_model and not ray and not soak" -n 4'),
     (
         "README.md",
         "python3 -m venv .venv && . .venv/bin/activate && pip install -e '.[dev,local,ray]' "
@@ -82,7 +83,9 @@ def test_every_block_is_an_example_or_shown_output() -> None:
     languages = {b.language for b in all_blocks()}
     unknown = languages - RUN_LANGUAGES - SHOWN_LANGUAGES
     assert not unknown, f"code blocks in languages the tests do not know: {unknown}"
-    marked = [b.where() for b in all_blocks() if b.language in SHOWN_LANGUAGES and b.mode != "scripted"]
+    marked = [
+        b.where() for b in all_blocks() if b.language in SHOWN_LANGUAGES and b.mode != "scripted"
+    ]
     assert not marked, f"run/not-run markers on blocks that are never run: {marked}"
 
 
@@ -152,7 +155,9 @@ def test_a_failing_example_fails(tmp_path: Path) -> None:
     broken = Block("x.md", 1, "python", "from extract import Nothing\n", "scripted")
     prepare_workdir(tmp_path)
     assert run_block(broken, tmp_path, {}, timeout=60).returncode != 0
-    failing = Block("x.md", 1, "bash", "extract schemas check no-such.json\necho after\n", "scripted")
+    failing = Block(
+        "x.md", 1, "bash", "extract schemas check no-such.json\necho after\n", "scripted"
+    )
     done = run_block(failing, tmp_path, {}, timeout=60)
     assert done.returncode != 0
     assert "after" not in done.stdout

@@ -12,7 +12,6 @@ import re
 import shutil
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -40,7 +39,7 @@ GUIDE = "guides/labeling.html"
 
 
 @pytest.fixture(scope="module")
-def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+def site(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("site")
     done = subprocess.run(
         [sys.executable, "-m", "mkdocs", "build", "--strict", "-f", "mkdocs.yml", "-d", str(out)],
@@ -51,7 +50,7 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
         env={**_env(), "NO_MKDOCS_2_WARNING": "1"},
     )
     assert done.returncode == 0, done.stderr[-5000:]
-    yield out
+    return out
 
 
 def _env() -> dict[str, str]:
@@ -78,7 +77,9 @@ def test_pages_load_nothing_from_the_network(site: Path, name: str) -> None:
     remote = [a for a in assets if re.match(r"(?:https?:)?//", a)]
     assert remote == []
     for asset in assets:
-        assert (site / name).parent.joinpath(asset.split("#")[0].split("?")[0]).resolve().exists(), asset
+        assert (
+            (site / name).parent.joinpath(asset.split("#")[0].split("?")[0]).resolve().exists()
+        ), asset
 
 
 def test_the_theme_uses_no_web_fonts(site: Path) -> None:
@@ -127,8 +128,12 @@ def test_a_guide_looks_like_a_page(site: Path, tmp_path: Path) -> None:
     from matplotlib.image import imread
 
     shot = tmp_path / "guide.png"
-    _browse((site / GUIDE).as_uri(), tmp_path / "profile", f"--screenshot={shot}",
-            "--window-size=1280,900")
+    _browse(
+        (site / GUIDE).as_uri(),
+        tmp_path / "profile",
+        f"--screenshot={shot}",
+        "--window-size=1280,900",
+    )
     pixels = imread(shot)[:, :, :3]
     header = pixels[:40].reshape(-1, 3).mean(axis=0)
     # The header bar is the theme's indigo: its stylesheet loaded from disk.

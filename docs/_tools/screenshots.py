@@ -118,10 +118,24 @@ def main() -> None:
         (work / "terminal.html").write_text(terminal_page(screen), encoding="utf-8")
         screenshot(work / "terminal.html", IMAGES / "progress.png", 880, 190)
         subprocess.run(
-            [sys.executable, "-m", "extract", "eval", "labels.jsonl", "--gold",
-             "examples/tickets-gold.csv", "--schema", "ticket", "--html", "report.html",
-             "--input", "examples/tickets.jsonl"],
-            cwd=work, check=True, capture_output=True,
+            [
+                sys.executable,
+                "-m",
+                "extract",
+                "eval",
+                "labels.jsonl",
+                "--gold",
+                "examples/tickets-gold.csv",
+                "--schema",
+                "ticket",
+                "--html",
+                "report.html",
+                "--input",
+                "examples/tickets.jsonl",
+            ],
+            cwd=work,
+            check=True,
+            capture_output=True,
         )
         report = (work / "report.html").read_text(encoding="utf-8")
         screenshot(work / "report.html", IMAGES / "eval-report.png", 1000, 900)

@@ -12,7 +12,7 @@ file for the next step of a pipeline, one row per record:
 - ``confidence`` (the record's lowest) when records carry confidence.
 
 Both passes over the output stream it, so memory stays flat however long the run was. Parquet
-needs pyarrow (``pip install 'extract[parquet]'``), imported only here.
+needs pyarrow (``pip install 'extract-llm[parquet]'``), imported only here.
 """
 
 from __future__ import annotations
@@ -220,5 +220,5 @@ def _pyarrow_parquet() -> Any:
     try:
         import pyarrow.parquet as parquet
     except ImportError:
-        raise ConfigError("Parquet needs pyarrow: pip install 'extract[parquet]'") from None
+        raise ConfigError("Parquet needs pyarrow: pip install 'extract-llm[parquet]'") from None
     return parquet

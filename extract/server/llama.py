@@ -122,7 +122,7 @@ class LlamaEngine:
     ) -> None:
         if importlib.util.find_spec("llama_cpp") is None:
             raise ConfigError(
-                "the local engine needs llama-cpp-python: pip install 'extract[local]'"
+                "the local engine needs llama-cpp-python: pip install 'extract-llm[local]'"
             )
         aliases: dict[str, tuple[str, ...]] = {}
         if models is None:
