@@ -131,10 +131,14 @@ def prepare_workdir(directory: Path) -> None:
         shutil.copytree(ROOT / name, directory / name)
     shim = directory / ".bin"
     shim.mkdir()
-    # `extract` on PATH runs this interpreter's extract, whatever is installed elsewhere.
-    (shim / "extract").write_text(f'#!/bin/sh\nexec "{sys.executable}" -m extract "$@"\n')
-    (shim / "extract").chmod(0o755)
-    (shim / "python").symlink_to(sys.executable)
+    # `extract` and `python` on PATH run this interpreter, whatever is installed elsewhere (a
+    # symlink would not do: a venv's interpreter finds its packages by the path it is run as).
+    for name, command in (
+        ("extract", f'"{sys.executable}" -m extract'),
+        ("python", f'"{sys.executable}"'),
+    ):
+        (shim / name).write_text(f'#!/bin/sh\nexec {command} "$@"\n')
+        (shim / name).chmod(0o755)
 
 
 def with_hosts(code: str, hosts: Mapping[str, str]) -> str:
