@@ -16,7 +16,7 @@ file for the next step of a pipeline, one row per record:
   (e.g. ``score.$.category.billing``): empty where a record has none.
 
 Both passes over the output stream it, so memory stays flat however long the run was. Parquet
-needs pyarrow (``pip install 'extract[parquet]'``), imported only here.
+needs pyarrow (``pip install 'extract-llm[parquet]'``), imported only here.
 """
 
 from __future__ import annotations
@@ -253,5 +253,5 @@ def _pyarrow_parquet() -> Any:
     try:
         import pyarrow.parquet as parquet
     except ImportError:
-        raise ConfigError("Parquet needs pyarrow: pip install 'extract[parquet]'") from None
+        raise ConfigError("Parquet needs pyarrow: pip install 'extract-llm[parquet]'") from None
     return parquet

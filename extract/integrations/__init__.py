@@ -4,5 +4,5 @@ Each adapter is its own module and imports its engine only when that module is i
 ``import extract`` (and this package) never pulls in Ray, pandas or pyarrow:
 
 - :mod:`extract.integrations.ray` — a ``Labeler`` for Ray Data's ``Dataset.map_batches``
-  (the ``ray`` extra: ``pip install 'extract[ray]'``).
+  (the ``ray`` extra: ``pip install 'extract-llm[ray]'``).
 """

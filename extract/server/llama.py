@@ -131,7 +131,9 @@ def require_llama_cpp() -> None:
     ConfigError: llama-cpp-python is not installed (the message says how to install it).
     """
     if importlib.util.find_spec("llama_cpp") is None:
-        raise ConfigError("the local engine needs llama-cpp-python: pip install 'extract[local]'")
+        raise ConfigError(
+            "the local engine needs llama-cpp-python: pip install 'extract-llm[local]'"
+        )
 
 
 class InProcessLlamaEngine:

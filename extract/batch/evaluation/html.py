@@ -62,7 +62,7 @@ def render_html(report: EvalReport, *, title: str, texts: Mapping[str, str]) -> 
         from matplotlib import rc_context
     except ImportError:
         raise ConfigError(
-            "the HTML report draws its charts with matplotlib; pip install 'extract[report]'"
+            "the HTML report draws its charts with matplotlib; pip install 'extract-llm[report]'"
         ) from None
     with rc_context(_RC):
         body = "\n".join(_sections(report, texts))
