@@ -243,3 +243,23 @@ def test_truncate_false_refuses_a_long_prompt(client: httpx.Client, stream: bool
         400,
         {"error": "the input length exceeds the context length"},
     )
+
+
+def test_a_final_assistant_message_is_continued_as_ollama_does(client: httpx.Client) -> None:
+    # Ollama renders a final assistant message open, after the assistant's opening: the reply
+    # continues it. The same text sent raw (the template applied by hand) is the same prompt.
+    import jinja2
+
+    prefill = '{"name": "'
+    messages = [{"role": "user", "content": PROMPT}, {"role": "assistant", "content": prefill}]
+    options = {"temperature": 0, "num_predict": 4}
+    chat = client.post(
+        "/api/chat",
+        json={"model": "smollm2", "messages": messages, "options": options, "stream": False},
+    ).json()
+    template = client.post("/api/show", json={"model": "smollm2"}).json()["template"]
+    opening = jinja2.Environment().from_string(template)
+    head = opening.render(messages=messages[:1], add_generation_prompt=True)
+    raw = generate(client, prompt=head + prefill, raw=True, options=options)
+    assert chat["prompt_eval_count"] == raw["prompt_eval_count"]
+    assert not chat["message"]["content"].startswith(("<|im_start|>", "assistant"))

@@ -404,10 +404,20 @@ def _prompt_tokens(llm: Any, job: Job) -> list[int]:
 
 
 def _render_chat(llm: Any, messages: list[Mapping[str, Any]]) -> str:
+    """The chat rendered with the model's template, ready for the assistant's turn.
+
+    A final assistant message is a prefill: it is rendered open, after the turns before it and
+    the assistant's opening, so that generation continues it, as Ollama does (its templates
+    leave the last assistant message unclosed; ``template/template.go`` cuts a legacy template
+    after ``.Response``).
+    """
     template = llm.metadata.get("tokenizer.chat_template")
     plain = [{"role": str(m.get("role")), "content": str(m.get("content") or "")} for m in messages]
+    prefill = ""
+    if plain and plain[-1]["role"] == "assistant":
+        prefill = plain.pop()["content"]
     if not template:
-        return "\n\n".join(m["content"] for m in plain)
+        return "\n\n".join(m["content"] for m in plain) + prefill
     from llama_cpp.llama_chat_format import Jinja2ChatFormatter
 
     def special(token: int) -> str:
@@ -415,7 +425,7 @@ def _render_chat(llm: Any, messages: list[Mapping[str, Any]]) -> str:
 
     formatter = Jinja2ChatFormatter(template, special(llm.token_eos()), special(llm.token_bos()))
     try:
-        return str(formatter(messages=cast(Any, plain)).prompt)
+        return str(formatter(messages=cast(Any, plain)).prompt) + prefill
     except Exception as exc:  # a Jinja template can raise anything, by design or by bug
         raise Fault(400, f"chat template failed: {exc}") from None
 
