@@ -33,6 +33,9 @@ class Tally:
     resumed: int = 0
     resumed_failed: int = 0
     review: int = 0
+    accepted: int = 0
+    not_accepted: int = 0
+    notes: list[str] = dataclasses.field(default_factory=list)
     calibration: Metrics = dataclasses.field(default_factory=Metrics)
     calibration_requests: int = 0
 
@@ -44,6 +47,9 @@ class Tally:
     def add(self, record: Record, *, review: bool = False) -> None:
         self.records += 1
         self.review += review
+        if record.accepted is not None:
+            self.accepted += record.accepted
+            self.not_accepted += not record.accepted
         self.cached += record.cached
         if record.ok:
             self.ok += 1
@@ -82,6 +88,11 @@ class Tally:
                 f"{used.prompt_eval_count or 0} prompt + {used.eval_count or 0} output tokens, "
                 f"{(used.total_duration or 0) / 1e9:.1f} s of server time"
             )
+        if self.accepted or self.not_accepted:
+            lines.append(
+                f"accepted under the guaranteed threshold: {self.accepted}; "
+                f"not accepted: {self.not_accepted}"
+            )
         if self.review:
             lines.append(f"marked for review (under --min-confidence): {self.review}")
         if duplicates := self.failed["DuplicateId"]:
@@ -94,6 +105,7 @@ class Tally:
                 f"already in the output: {self.resumed} records ({self.resumed_failed} failed"
                 + ("; --retry-failed labels them again)" if self.resumed_failed else ")")
             )
+        lines.extend(self.notes)
         return "\n".join(lines)
 
 

@@ -48,7 +48,8 @@ class Record:
     calls, ``usage`` sums their counters (both zero for a cached value), ``fields`` holds the
     input's other fields. ``id`` is the input's id (None when it has none) and ``line`` its
     1-based position in the input (see the module docstring). ``chunks`` and ``spans`` are the
-    Extraction's (see ``extract.Extraction``).
+    Extraction's (see ``extract.Extraction``). ``accepted`` is set when a guaranteed
+    threshold is in force (a labeling config's): whether the record's confidence reaches it.
     """
 
     id: Any
@@ -64,6 +65,7 @@ class Record:
     spans: tuple[Span, ...] = ()
     confidence: Mapping[str, float] = dataclasses.field(default_factory=dict)
     samples: int = 1
+    accepted: bool | None = None
 
     @property
     def min_confidence(self) -> float | None:
@@ -74,7 +76,8 @@ class Record:
         """The output line: ``{"id", "line", "ok", "value" | "error", "attempts", "usage",
         "cached"}``, plus ``"chunks"`` for a document read in pieces, ``"spans"`` where
         grounded values were found, ``"confidence"`` per choice field (per field, as
-        ``"agreement"`` too, with ``"samples"``) and the record's ``"min_confidence"``."""
+        ``"agreement"`` too, with ``"samples"``), the record's ``"min_confidence"``, and
+        ``"accepted"`` under a guaranteed threshold."""
         out: dict[str, Any] = {"id": self.id, "line": self.line, "ok": self.ok}
         if self.ok:
             dump = getattr(self.value, "model_dump", None)
@@ -93,6 +96,8 @@ class Record:
             # With samples, the confidence is the share of samples that agreed.
             out["samples"] = self.samples
             out["agreement"] = out.get("confidence", {})
+        if self.accepted is not None:
+            out["accepted"] = self.accepted
         return out
 
 

@@ -40,7 +40,8 @@ class Outcome:
     """One output record as evaluation sees it.
 
     ``error`` is the error type (for ``ExtractionFailed``, the type of the last attempt's
-    error); ``confidence`` and ``agreement`` map JSON paths to rates in 0..1.
+    error); ``confidence`` and ``agreement`` map JSON paths to rates in 0..1; ``accepted``
+    is the run's mark under a guaranteed threshold (None: none was in force).
     """
 
     id: Any
@@ -55,6 +56,7 @@ class Outcome:
     output_tokens: int
     seconds: float
     cached: bool
+    accepted: bool | None = None
 
     @property
     def min_confidence(self) -> float | None:
@@ -110,6 +112,7 @@ def outcome_of(item: Any, position: int) -> Outcome:
         output_tokens=_count(usage.get("eval_count")),
         seconds=_count(usage.get("total_duration")) / 1e9,
         cached=row.get("cached") is True,
+        accepted=row["accepted"] if isinstance(row.get("accepted"), bool) else None,
     )
 
 
