@@ -34,6 +34,9 @@ class Tally:
     resumed_failed: int = 0
     review: int = 0
     unscored: int = 0
+    accepted: int = 0
+    not_accepted: int = 0
+    notes: list[str] = dataclasses.field(default_factory=list)
     calibration: Metrics = dataclasses.field(default_factory=Metrics)
     calibration_requests: int = 0
 
@@ -48,6 +51,9 @@ class Tally:
         self.records += 1
         self.review += review
         self.unscored += unscored
+        if record.accepted is not None:
+            self.accepted += record.accepted
+            self.not_accepted += not record.accepted
         self.cached += record.cached
         if record.ok:
             self.ok += 1
@@ -92,6 +98,11 @@ class Tally:
                 "their fields: no log-probabilities, or a document read in pieces; under "
                 "--min-confidence they are marked for review)"
             )
+        if self.accepted or self.not_accepted:
+            lines.append(
+                f"accepted under the guaranteed threshold: {self.accepted}; "
+                f"not accepted: {self.not_accepted}"
+            )
         if self.review:
             lines.append(f"marked for review (under --min-confidence): {self.review}")
         if duplicates := self.failed["DuplicateId"]:
@@ -104,6 +115,7 @@ class Tally:
                 f"already in the output: {self.resumed} records ({self.resumed_failed} failed"
                 + ("; --retry-failed labels them again)" if self.resumed_failed else ")")
             )
+        lines.extend(self.notes)
         return "\n".join(lines)
 
 

@@ -52,7 +52,8 @@ class Record:
     Extraction's (see ``extract.Extraction``). ``confidence`` maps each scored field's JSON
     path to the probability of its value, ``scores`` each scored choice field's path to the
     probability of every option (see ``extract.batch.scores``); a record from the cache
-    carries what the record that filled the cache did.
+    carries what the record that filled the cache did. ``accepted`` is set when a guaranteed
+    threshold is in force (a labeling config's): whether the record's confidence reaches it.
     """
 
     id: Any
@@ -69,6 +70,7 @@ class Record:
     confidence: Mapping[str, float] = dataclasses.field(default_factory=dict)
     samples: int = 1
     scores: Mapping[str, Mapping[str, float]] = dataclasses.field(default_factory=dict)
+    accepted: bool | None = None
 
     @property
     def min_confidence(self) -> float | None:
@@ -79,8 +81,9 @@ class Record:
         """The output line: ``{"id", "line", "ok", "value" | "error", "attempts", "usage",
         "cached"}``, plus ``"chunks"`` for a document read in pieces, ``"spans"`` where
         grounded values were found, ``"confidence"`` per choice field (per field, as
-        ``"agreement"`` too, with ``"samples"``), the record's ``"min_confidence"`` and
-        ``"scores"``, each choice field's probability per option."""
+        ``"agreement"`` too, with ``"samples"``), the record's ``"min_confidence"``,
+        ``"scores"``, each choice field's probability per option, and ``"accepted"`` under a
+        guaranteed threshold."""
         out: dict[str, Any] = {"id": self.id, "line": self.line, "ok": self.ok}
         if self.ok:
             dump = getattr(self.value, "model_dump", None)
@@ -101,6 +104,8 @@ class Record:
             # With samples, the confidence is the share of samples that agreed.
             out["samples"] = self.samples
             out["agreement"] = out.get("confidence", {})
+        if self.accepted is not None:
+            out["accepted"] = self.accepted
         return out
 
 

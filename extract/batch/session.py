@@ -19,6 +19,7 @@ are chosen and compared.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import hashlib
 import logging
 import os
@@ -33,9 +34,17 @@ from ..client.config import DEFAULT_TRANSPORT_ATTEMPTS, Settings
 from ..client.extractor import AsyncExtractor
 from ..core.calibration import LearnedPrior
 from ..core.schema import Schema
+from ..core.shift import ShiftTest, ks_test
 from ..errors import ConfigError, ExtractError
 from .cache import Cache
 from .hosts import DEFAULT_CEILING, DEFAULT_START, Host, HostPool, Window
+from .labeling_config import (
+    LabelingConfig,
+    Provenance,
+    mismatch_message,
+    model_digest,
+    provenance_mismatch,
+)
 from .records import Record
 from .run import BatchRun, Records
 from .sync import LoopThread
@@ -45,6 +54,12 @@ __all__ = ["CacheArg", "Labeling", "Record"]
 logger = logging.getLogger("extract.batch")
 
 CacheArg = Cache | str | os.PathLike[str] | bool | None
+ConfigArg = LabelingConfig | str | os.PathLike[str] | None
+# The shift check compares the confidences of a run's first records with the calibration
+# gold's; it says "differs" below this p-value (rare by chance: 1 run in 100 like the gold).
+SHIFT_RECORDS = 200
+SHIFT_MIN_RECORDS = 30
+SHIFT_ALPHA = 0.01
 
 
 class Labeling:
@@ -66,6 +81,14 @@ class Labeling:
     the same ones), or not at all (False: the ``N/A`` prior of single calls). What it cost is
     in ``priors``.
 
+    ``config``: a labeling config (``LabelingConfig`` or its path): its options apply under
+    the ones given here, its model when ``model`` is None, its prior when ``domain_prior``
+    is None. Before the first run, its provenance is checked against the host's model (by
+    digest) and the options' decode path and extract's scoring version: a mismatch raises
+    ConfigError unless ``force``. With a record threshold in it, records get ``accepted``;
+    with calibration confidences, the first ``SHIFT_RECORDS`` records' confidences are
+    tested against them (``shift``) and a marked difference is logged as a warning.
+
     Use it as a context manager (``with`` for :meth:`results`, ``async with`` for
     :meth:`aresults`), or call ``close()``/``aclose()``. One session serves one event loop:
     the sync face runs its own on a background thread.
@@ -86,11 +109,29 @@ class Labeling:
         text_field: str = "text",
         cache: CacheArg = None,
         transport: httpx.AsyncBaseTransport | None = None,
-        domain_prior: bool | Sequence[str] = True,
+        domain_prior: bool | Sequence[str] | None = None,
+        config: ConfigArg = None,
+        force: bool = False,
         **options: Unpack[CallOptions],
     ) -> None:
         if isinstance(domain_prior, str):
             raise ConfigError("domain_prior: give True, False or a list of texts, not one str")
+        self.config = (
+            LabelingConfig.load(config) if isinstance(config, str | os.PathLike) else config
+        )
+        self.force = force
+        if self.config is not None:
+            options, changed = self.config.call_options(options)
+            if changed and self.config.record_threshold is not None:
+                logger.warning(
+                    "options %s differ from the labeling config's: its guaranteed threshold "
+                    "was set under the config's and may not hold",
+                    ", ".join(changed),
+                )
+            if model is None and self.config.provenance is not None:
+                model = self.config.provenance.model
+            if domain_prior is None:
+                domain_prior = self.config.prior
         self.schema = Schema.load(schema)
         self.options: CallOptions = {**options}
         self.ordered, self.id_field, self.text_field = ordered, id_field, text_field
@@ -109,10 +150,11 @@ class Labeling:
         self.cache, self._own_cache = _open_cache(cache)
         self._pool: HostPool | None = None
         self._thread: LoopThread | None = None
-        self._domain: bool | Sequence[str] = domain_prior
+        self._domain: bool | Sequence[str] = True if domain_prior is None else domain_prior
         self.priors: list[LearnedPrior] = []
         # What the in-domain prior was learned from, once it is: part of each cache key.
         self._prior_source = "n/a"
+        self.shift: ShiftTest | None = None
 
     @property
     def model(self) -> str:
@@ -169,11 +211,30 @@ class Labeling:
             scoring=self._scoring,
             scored=self.wants_confidence,
         )
+        threshold = self.config.record_threshold if self.config is not None else None
+        calibration = self.config.calibration_confidences if self.config is not None else ()
+        seen: list[float] = []
         try:
             async for record in run.results(records):
+                if threshold is not None:
+                    least = record.min_confidence
+                    reached = record.ok and least is not None and least >= threshold.threshold
+                    record = dataclasses.replace(record, accepted=reached)
+                if calibration and self.shift is None and record.ok:
+                    if (least := record.min_confidence) is not None:
+                        seen.append(least)
+                    if len(seen) == SHIFT_RECORDS:
+                        self._test_shift(seen, calibration)
                 yield record
+            if calibration and self.shift is None and len(seen) >= SHIFT_MIN_RECORDS:
+                self._test_shift(seen, calibration)
         finally:
             await run.aclose()
+
+    def _test_shift(self, seen: Sequence[float], calibration: Sequence[float]) -> None:
+        self.shift = ks_test(seen, calibration)
+        if self.shift.differs(SHIFT_ALPHA):
+            logger.warning("%s", shift_warning(self.shift))
 
     def results(self, records: Records) -> Iterator[Record]:
         """The sync face of :meth:`aresults`: same records, same errors.
@@ -234,9 +295,34 @@ class Labeling:
                 logger.warning("leaving out a host for this run: %s", failure)
         if not usable:
             raise failures[0]
+        if self.config is not None and self.config.provenance is not None and not self.force:
+            show = checks[self.extractors.index(usable[0])]
+            await self._check_provenance(self.config.provenance, usable[0], show)
         return HostPool(
             [Host(ex.settings.host, ex, Window(self._start, self._ceiling)) for ex in usable]
         )
+
+    async def _check_provenance(
+        self, recorded: Provenance, extractor: AsyncExtractor, show: Any
+    ) -> None:
+        """Refuse to label under a config tuned with another model or scoring (ConfigError)."""
+        digest = None
+        if recorded.digest is not None:
+            tags: list[dict[str, Any]] | None = None
+            if isinstance(show, dict) and show.get("digest"):
+                tags = []
+            if tags is None:
+                try:
+                    tags = await extractor.transport.tags()
+                except ExtractError as exc:
+                    logger.warning("cannot read the model's digest from /api/tags: %s", exc)
+                    tags = []
+            digest = model_digest(show if isinstance(show, dict) else {}, tags, extractor.model)
+        problems = provenance_mismatch(
+            recorded, model=extractor.model, digest=digest, options=self.options
+        )
+        if problems:
+            raise ConfigError(mismatch_message(problems))
 
     async def aclose(self) -> None:
         """Close the connections and the cache this session opened (again: nothing)."""
@@ -267,6 +353,16 @@ class Labeling:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def shift_warning(test: ShiftTest) -> str:
+    """The warning a marked shift gives, for logs and the run's summary."""
+    return (
+        f"warning: the confidences of this run's first {test.batch} records differ from the "
+        f"calibration gold's ({test.gold} records; Kolmogorov–Smirnov D={test.statistic:.3f}, "
+        f"p={test.p_value:.2g}): the batch may not be like the gold, and the guaranteed "
+        "accuracy of accepted records may not hold; label a sample of this batch as gold"
+    )
 
 
 def _window_bounds(concurrency: int | None) -> tuple[int, int]:

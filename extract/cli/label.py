@@ -17,10 +17,11 @@ import click
 
 from ..batch.cache import Cache
 from ..batch.ids import Pending, Written
+from ..batch.labeling_config import LabelingConfig
 from ..batch.progress import Progress, Tally
 from ..batch.records import Document, OutputFile, count_lines, open_csv, read_csv, read_jsonl
 from ..batch.run import WARM_UP_DOCUMENTS
-from ..batch.session import Labeling
+from ..batch.session import SHIFT_ALPHA, Labeling, shift_warning
 from ..batch.sidecar import sidecar_path, write_sidecar
 from ..batch.tables import export, read_parquet
 from ..client.calls import CallOptions
@@ -83,7 +84,21 @@ EXIT_INTERRUPTED = 130
     "--min-confidence",
     type=click.FloatRange(0, 1),
     help='Mark records whose least confident field is below P with "review": true (and ok '
-    "records that should carry confidence but do not).",
+    "records that should carry confidence but do not); under a guaranteed threshold "
+    "(--config), also the records it does not accept.",
+)
+@click.option(
+    "--config",
+    "config_path",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="A labeling config (extract tune, extract eval --target-accuracy): its options, model "
+    'and guaranteed threshold ("accepted" on each record). Flags given here override it.',
+)
+@click.option(
+    "--force",
+    is_flag=True,
+    help="Label with --config even when it was tuned with another model digest, decode path "
+    "or scoring version (its thresholds may then not hold).",
 )
 @click.option(
     "--export",
@@ -92,10 +107,10 @@ EXIT_INTERRUPTED = 130
     help="After the run, also write OUTPUT as a table: a .csv or .parquet file.",
 )
 @click.option(
-    "--no-domain-prior",
-    is_flag=True,
-    help="Calibrate choices against the N/A document only (as `extract one` does), not against "
-    "documents of random words from INPUT.",
+    "--domain-prior/--no-domain-prior",
+    default=None,
+    help="Calibrate choices against documents of random words from INPUT (the default, unless "
+    "--config says n/a), or against the N/A document only (as `extract one` does).",
 )
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar and no summary.")
 def label(
@@ -116,8 +131,10 @@ def label(
     retry_failed: bool,
     allow_duplicate_ids: bool,
     min_confidence: float | None,
+    config_path: Path | None,
+    force: bool,
     export_path: Path | None,
-    no_domain_prior: bool,
+    domain_prior: bool | None,
     quiet: bool,
 ) -> None:
     """Label each record of INPUT (JSONL or CSV; - reads JSONL from stdin) into OUTPUT.
@@ -144,19 +161,26 @@ def label(
     if source is not None and source.resolve() == output.resolve():
         raise click.UsageError("OUTPUT must be another file than INPUT")
     kind = _input_kind(source, input_format)
+    config = LabelingConfig.load(config_path) if config_path is not None else None
+    if config is not None:
+        if model is None and config.provenance is not None:
+            model = config.provenance.model
+        if domain_prior is None:
+            domain_prior = config.prior
     stream, docs = _open_input(source, kind, id_field, text_field)
     if show_prompt:
+        shown = config.call_options(call)[0] if config is not None else call
         with stream, local_server(local, hosts, model) as (urls, chosen):
-            _show_prompt(docs, chosen, urls, schema, call)
+            _show_prompt(docs, chosen, urls, schema, shown)
         return
     reread = None
     if source is not None:
         reread = functools.partial(_read_again, source, kind, id_field, text_field)
     # From a file, the in-domain prior reads its first documents, resumed or not, so a rerun
     # decides as the first run did; from stdin, the first documents of this run.
-    domain_prior: bool | list[str] = not no_domain_prior
-    if domain_prior and reread is not None:
-        domain_prior = _first_texts(reread())
+    prior: bool | list[str] = domain_prior is not False
+    if prior and reread is not None:
+        prior = _first_texts(reread())
     sink = OutputFile(output)
     # What this run makes (the file, and folders for it): removed again should the run stop
     # before its first record, so that a failed start leaves nothing behind.
@@ -191,8 +215,10 @@ def label(
                             concurrency=concurrency,
                             min_confidence=min_confidence,
                             cache=cache,
-                            domain_prior=domain_prior,
+                            domain_prior=prior,
                             tally=tally,
+                            config=config,
+                            force=force,
                         )
                     )
                 finally:
@@ -239,6 +265,8 @@ async def _label_all(
     cache: Cache | None,
     domain_prior: bool | list[str],
     tally: Tally,
+    config: LabelingConfig | None = None,
+    force: bool = False,
 ) -> None:
     session = Labeling(
         schema,
@@ -247,6 +275,8 @@ async def _label_all(
         concurrency=concurrency,
         cache=cache,
         domain_prior=domain_prior,
+        config=config,
+        force=force,
         **call,
     )
     write_sidecar(sink.path, session.schema, session.model)
@@ -262,12 +292,16 @@ async def _label_all(
             # the bar: it is counted, and marked for review under --min-confidence.
             unscored = record.ok and least is None and session.wants_confidence
             review = min_confidence is not None and (
-                unscored or (least is not None and least < min_confidence)
+                unscored
+                or (least is not None and least < min_confidence)
+                or record.accepted is False
             )
             if review:
                 line["review"] = True
             sink.write(line)
             progress.update(record, review=review, unscored=unscored)
+        if session.shift is not None and session.shift.differs(SHIFT_ALPHA):
+            tally.notes.append(shift_warning(session.shift))
 
 
 class _Counted(Iterator[Document]):

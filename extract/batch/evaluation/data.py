@@ -41,7 +41,8 @@ class Outcome:
 
     ``error`` is the error type (for ``ExtractionFailed``, the type of the last attempt's
     error); ``confidence`` and ``agreement`` map JSON paths to rates in 0..1; ``scores`` maps
-    each choice field's path to its options' probabilities (``extract.batch.scores``).
+    each choice field's path to its options' probabilities (``extract.batch.scores``);
+    ``accepted`` is the run's mark under a guaranteed threshold (None: none was in force).
     """
 
     id: Any
@@ -57,6 +58,7 @@ class Outcome:
     seconds: float
     cached: bool
     scores: Mapping[str, Mapping[str, float]] = dataclasses.field(default_factory=dict)
+    accepted: bool | None = None
 
     @property
     def min_confidence(self) -> float | None:
@@ -113,6 +115,7 @@ def outcome_of(item: Any, position: int) -> Outcome:
         seconds=_count(usage.get("total_duration")) / 1e9,
         cached=row.get("cached") is True,
         scores=_distributions(row.get("scores"), position),
+        accepted=row["accepted"] if isinstance(row.get("accepted"), bool) else None,
     )
 
 
