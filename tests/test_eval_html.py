@@ -128,7 +128,7 @@ def test_without_matplotlib_the_report_says_what_to_install(
     output, gold, _ = files
     report = evaluate(output, gold)
     monkeypatch.setitem(sys.modules, "matplotlib", None)
-    with pytest.raises(ConfigError, match=r"extract\[report\]"):
+    with pytest.raises(ConfigError, match=r"extract-llm\[report\]"):
         render_html(report, title="t", texts={})
 
 

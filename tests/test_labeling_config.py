@@ -160,7 +160,10 @@ def write_run(tmp_path: Path, size: int, seed: int) -> tuple[Path, Path]:
 
 
 def run_eval(out: Path, gold: Path, *args: str) -> Any:
-    return CliRunner().invoke(main, ["eval", str(out), "--gold", str(gold), *args])
+    schema = out.with_name("sentiment.schema.json")
+    schema.write_text(json.dumps(SENTIMENT))
+    base = ["eval", str(out), "--gold", str(gold), "--schema", str(schema)]
+    return CliRunner().invoke(main, [*base, *args])
 
 
 def test_eval_sets_a_threshold_and_writes_it(tmp_path: Path) -> None:
