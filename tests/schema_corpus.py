@@ -18,6 +18,7 @@ Run it as a script to print the load and grammar rates per source::
 from __future__ import annotations
 
 import collections
+import contextlib
 import dataclasses
 import importlib.util
 import json
@@ -45,7 +46,8 @@ class Case:
 def schemastore_dir() -> Path:
     """Where check-jsonschema keeps its vendored SchemaStore schemas."""
     spec = importlib.util.find_spec("check_jsonschema")  # found, not imported: data only
-    assert spec is not None and spec.submodule_search_locations, "pip install check-jsonschema"
+    assert spec is not None, "pip install check-jsonschema"
+    assert spec.submodule_search_locations
     return Path(next(iter(spec.submodule_search_locations))) / "builtin_schemas" / "vendor"
 
 
@@ -83,6 +85,8 @@ def jsonschema_accepts(case: Case) -> bool:
 def measure() -> dict[str, collections.Counter[str]]:
     """Per source: schemas, accepted by jsonschema, loaded by extract, with a grammar form,
     and any exception that is not one of extract's own."""
+    from grammar_support import recognised
+
     from extract import Schema
     from extract.errors import ExtractError
 
@@ -95,10 +99,8 @@ def measure() -> dict[str, collections.Counter[str]]:
         try:
             schema = Schema.load(case.schema)
             for instance in case.instances:
-                try:
+                with contextlib.suppress(ExtractError):
                     schema.validate(instance)
-                except ExtractError:
-                    pass
         except ExtractError:
             counts["refused by extract, jsonschema accepts"] += accepted
             continue
@@ -106,27 +108,31 @@ def measure() -> dict[str, collections.Counter[str]]:
             counts[f"untyped {type(exc).__name__}"] += 1
             continue
         counts["loaded"] += 1
-        counts["grammar"] += schema.grammar is not None
+        if schema.grammar is not None:
+            counts["grammar"] += 1
+            try:
+                recognised(schema.grammar, schema.grammar)
+            except AssertionError:
+                continue
+            counts["grammar every converter takes"] += 1
     return tally
 
 
 def main() -> None:
     for source, counts in measure().items():
-        n = counts["schemas"]
-        accepted = counts["jsonschema accepts"]
-        print(f"{source}: {n} schemas, jsonschema accepts {accepted}")
-        print(f"  loaded {counts['loaded']} ({counts['loaded'] / n:.1%} of all)")
-        print(
-            f"  refused although jsonschema accepts: {counts['refused by extract, jsonschema accepts']}"
-        )
-        print(
-            f"  grammar form {counts['grammar']} ({counts['grammar'] / max(counts['loaded'], 1):.1%} of loaded)"
-        )
+        n, loaded, grammars = counts["schemas"], counts["loaded"], counts["grammar"]
+        print(f"{source}: {n} schemas, jsonschema accepts {counts['jsonschema accepts']}")
+        print(f"  loaded {loaded} ({loaded / n:.1%})")
+        refused = counts["refused by extract, jsonschema accepts"]
+        print(f"  refused though jsonschema accepts: {refused}")
+        print(f"  with a grammar form {grammars} ({grammars / max(loaded, 1):.1%} of loaded)")
+        taken = counts["grammar every converter takes"]
+        print(f"  grammar forms every converter takes {taken} ({taken / max(loaded, 1):.1%})")
         for key, value in counts.items():
             if key.startswith("untyped"):
                 print(f"  {key}: {value}")
 
 
 if __name__ == "__main__":
-    sys.path.insert(0, str(Path(__file__).parent.parent))
+    sys.path.append(str(Path(__file__).parent.parent))  # after PYTHONPATH: measure any tree
     main()

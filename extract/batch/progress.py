@@ -35,6 +35,7 @@ class Tally:
     review: int = 0
     calibration: Metrics = dataclasses.field(default_factory=Metrics)
     calibration_requests: int = 0
+    format_fallbacks: int = 0
 
     def add_prior(self, learned: LearnedPrior) -> None:
         """Count the requests an in-domain prior took (they belong to no record)."""
@@ -49,6 +50,7 @@ class Tally:
             self.ok += 1
         else:
             self.failed[type(record.error).__name__] += 1
+        self.format_fallbacks += record.format_fallback is not None
         self.prompt_tokens += record.usage.prompt_eval_count or 0
         self.output_tokens += record.usage.eval_count or 0
 
@@ -81,6 +83,12 @@ class Tally:
                 f"calibration: {self.calibration_requests} requests for the in-domain prior, "
                 f"{used.prompt_eval_count or 0} prompt + {used.eval_count or 0} output tokens, "
                 f"{(used.total_duration or 0) / 1e9:.1f} s of server time"
+            )
+        if self.format_fallbacks:
+            lines.append(
+                f'format: {self.format_fallbacks} records sent with format "json" after the '
+                "server refused the schema as format (each record's format_fallback says why); "
+                "their values were validated against the schema all the same"
             )
         if self.review:
             lines.append(f"marked for review (under --min-confidence): {self.review}")

@@ -64,6 +64,8 @@ class Record:
     spans: tuple[Span, ...] = ()
     confidence: Mapping[str, float] = dataclasses.field(default_factory=dict)
     samples: int = 1
+    # The server's refusal of the schema as format, when the record was made with "json".
+    format_fallback: str | None = None
 
     @property
     def min_confidence(self) -> float | None:
@@ -74,7 +76,8 @@ class Record:
         """The output line: ``{"id", "line", "ok", "value" | "error", "attempts", "usage",
         "cached"}``, plus ``"chunks"`` for a document read in pieces, ``"spans"`` where
         grounded values were found, ``"confidence"`` per choice field (per field, as
-        ``"agreement"`` too, with ``"samples"``) and the record's ``"min_confidence"``."""
+        ``"agreement"`` too, with ``"samples"``), the record's ``"min_confidence"``, and
+        ``"format_fallback"`` (the server's refusal) when it was made with format "json"."""
         out: dict[str, Any] = {"id": self.id, "line": self.line, "ok": self.ok}
         if self.ok:
             dump = getattr(self.value, "model_dump", None)
@@ -89,6 +92,8 @@ class Record:
         if self.confidence:
             out["confidence"] = {path: round(p, 4) for path, p in self.confidence.items()}
             out["min_confidence"] = round(min(self.confidence.values()), 4)
+        if self.format_fallback:
+            out["format_fallback"] = self.format_fallback
         if self.samples > 1:
             # With samples, the confidence is the share of samples that agreed.
             out["samples"] = self.samples

@@ -48,6 +48,7 @@ from .config import (
     resolve_model,
     resolve_timeout,
 )
+from .fallback import FormatFallbacks
 
 FormatMode = Literal["auto", "json", "schema"] | None
 Event = Partial[Any] | AttemptFailed | Extraction[Any]
@@ -150,6 +151,8 @@ class Planner:
         self.priors = PriorCache()
         # Seconds the server took per generated token in its latest timed reply.
         self._token_seconds: float | None = None
+        # Schemas this host refused as format: their documents are sent with "json".
+        self.fallbacks = FormatFallbacks()
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(model={self.model!r}, host={self.settings.host!r})"
@@ -255,7 +258,8 @@ class Planner:
             # What a choice field's confidence is read from; the server computes it per token.
             request.setdefault("logprobs", True)
             request.setdefault("top_logprobs", TOP_LOGPROBS)
-        fmt = choose_format(call.format_mode, call.schema, self._version or "")
+        chosen = choose_format(call.format_mode, call.schema, self._version or "")
+        fmt = self.fallbacks.format_for(call.schema.fingerprint, chosen)
         if fmt is not None:
             request["format"] = fmt
         if "truncate" not in request and server_at_least(self._version, TRUNCATE_FLAG_SINCE):
@@ -281,7 +285,15 @@ class Planner:
             max_attempts=call.max_attempts,
             host=self.settings.host,
             document=call.text,
+            format_fallback=self.fallbacks.reason(call.schema.fingerprint)
+            if fmt != chosen
+            else None,
         )
+
+    def fall_back(self, call: Call, request: GenerateRequest, error: BadRequest) -> bool:
+        """Whether ``request``, refused with ``error``, goes again with format "json" (see
+        ``fallback``)."""
+        return self.fallbacks.retry(call.schema.fingerprint, request, error)
 
     def scores_choices(self, call: Call) -> bool:
         """Whether this call's choice fields get a confidence (the server must be able to)."""
@@ -348,6 +360,7 @@ class Planner:
         server cut the prompt.
         """
         if isinstance(reply, GenerateResult):
+            self.fallbacks.confirm(call.schema.fingerprint, flow.format_fallback)
             tokens, nanos = reply.metrics.eval_count, reply.metrics.eval_duration
             if tokens and nanos and tokens >= MIN_TIMED_TOKENS:
                 self._token_seconds = nanos / tokens / 1e9

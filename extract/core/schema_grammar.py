@@ -228,8 +228,11 @@ class _Converter:
             raise _GiveUp(f"$ref {ref!r} cannot be resolved here", (*parts, "$ref")) from None
         if isinstance(target, bool):
             return self.sub(target, target_resolver, (*parts, "$ref"), stack)
-        if where is None:
+        if not isinstance(target, Mapping):
             raise _GiveUp(f"$ref {ref!r} does not point at a subschema", (*parts, "$ref"))
+        # A target under no keyword (a $defs entry grouping others, a metaschema) is noted
+        # at the reference.
+        where = (*parts, "$ref") if where is None else where
         if id(target) in stack:
             return {"$ref": f"#/$defs/{self.name(target, target_resolver, where)}"}
         key = (id(target), _draft(target, self.draft))

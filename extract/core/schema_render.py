@@ -193,17 +193,24 @@ class _Shape:
         self.notes: dict[str, str] = {}  # dotted key -> its line in the "Where:" block
 
     def render(
-        self, node: Any, resolver: Scope, stack: tuple[int, ...], key: str, hint: str | None
+        self,
+        node: Any,
+        resolver: Scope,
+        stack: tuple[int, ...],
+        key: str,
+        hint: str | None,
+        entered: bool = False,
     ) -> str:
         """``node`` as an example value; ``key`` is its dotted location for the optional list,
-        ``hint`` the description that applies (the referring context's, else its own)."""
+        ``hint`` the description that applies (the referring context's, else its own);
+        ``entered`` when ``resolver`` is already the node's scope (a reference's target)."""
         if not isinstance(node, Mapping):
             return (
                 "<nothing>" if node is False else f"<{self.short(hint, key) or 'any JSON value'}>"
             )
         if len(stack) > MAX_DEPTH:
             return "<...>"
-        resolver = self.index.enter(node, resolver)
+        resolver = resolver if entered else self.index.enter(node, resolver)
         hint = hint or _clean(node.get("description"))  # the referring context knows best
         if isinstance(node.get("$ref"), str):
             return self.ref(node, resolver, stack, key, hint)
@@ -265,7 +272,7 @@ class _Shape:
             title = target.get("title") if isinstance(target, Mapping) else None
             name = title if isinstance(title, str) else str(where[-1]) if where else "schema"
             return f"<{_hint(name) or 'schema'}>"
-        return self.render(target, target_resolver, (*stack, id(target)), key, hint)
+        return self.render(target, target_resolver, (*stack, id(target)), key, hint, True)
 
     def merged(self, node: Mapping[str, Any], resolver: Scope) -> Mapping[str, Any]:
         """The node with its ``allOf`` parts folded in (properties and required combined)."""

@@ -26,10 +26,11 @@ has traps:
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Callable, Mapping
 from typing import Any
+
+from .schema_combine import larger_than
 
 # The keywords of a grammar form that apply to values of each type (the others apply to none).
 _FOR_TYPE: dict[str, tuple[str, ...]] = {
@@ -91,7 +92,7 @@ class Speller:
         key = id(form)
         if not top and key in self._written:
             return {"$ref": f"#/$defs/{self._written[key]}"}
-        if not top and key in self.shared and len(json.dumps(form)) > MIN_SHARED_CHARS:
+        if not top and key in self.shared and larger_than(form, MIN_SHARED_CHARS):
             if key not in self._written:
                 name = def_name(self.shared[key], lambda n: n in self.names)
                 self.names.add(name)
