@@ -31,7 +31,7 @@ from ..core.flow import (
 from ..core.images import ImageInput
 from ..core.prompt import build_prompt, check_examples
 from ..core.result import AttemptFailed, Extraction, Partial
-from ..core.schema import Schema
+from ..core.schema import COMPACT_LEVELS, Schema
 from ..core.wire import GIVEN_FIELDS, GenerateRequest, GenerateResult, Think
 from ..errors import BadRequest, ConfigError, DocumentTooLong, OutputError
 from .backoff import Retry, check_retry
@@ -57,6 +57,10 @@ Chunk = int | Literal["auto"] | None
 
 # The smallest piece a long document may be split into.
 MIN_CHUNK = 100
+# Sizing prompts: characters per token assumed (low, so estimates err on the large side), and
+# the share of the context kept for the reply.
+CHARS_PER_TOKEN = 3
+REPLY_SHARE = 0.25
 # Alternatives per generated token asked of the server: Ollama's most.
 TOP_LOGPROBS = 20
 _PARAMETER_NUM_CTX = re.compile(r"^num_ctx\s+(\d+)\s*$", re.MULTILINE)
@@ -119,6 +123,7 @@ class Call:
     calibrate: bool = True
     samples: int = 1
     given: CallOptions = dataclasses.field(default_factory=lambda: CallOptions())
+    rendering: Literal["shape", "schema"] = "shape"
 
 
 class Planner:
@@ -210,7 +215,49 @@ class Planner:
             calibrate=opts.get("calibrate", True),
             samples=samples,
             given=overrides,
+            rendering=opts.get("rendering", "shape"),
         )
+
+    def fit(self, call: Call) -> Call:
+        """``call`` with a compact rendering of its schema when the full one would not leave
+        the document room in the context (``schema_render``: each level smaller).
+
+        Sizes are estimated at ``CHARS_PER_TOKEN``; the reply keeps its share of the
+        context, and a document read in pieces counts as one ``MIN_CHUNK`` piece. Raises
+        DocumentTooLong naming the schema when even the smallest rendering leaves no room.
+        """
+        context = self.context(call)
+        options = call.request.get("options", {})
+        budget = context - reply_reserve(options, context)
+        document = MIN_CHUNK if call.chunk is not None else len(call.text)
+        prompt = call.request.get("prompt", "")
+        full = call.schema.render(call.rendering)
+        head = len(prompt) - len(call.text)
+        if (head + document) / CHARS_PER_TOKEN <= budget or full not in prompt:
+            return call
+        for level in range(1, COMPACT_LEVELS + 1):
+            rendering = call.schema.render(call.rendering, compact=level)
+            head = len(prompt) - len(call.text) - len(full) + len(rendering)
+            if (head + document) / CHARS_PER_TOKEN <= budget:
+                break
+        if head / CHARS_PER_TOKEN > budget:
+            tokens = math.ceil(head / CHARS_PER_TOKEN)
+            name = f" {call.schema.name!r}" if call.schema.name else ""
+            raise DocumentTooLong(
+                f"the schema{name} does not fit the model's context: shown even in its most "
+                f"compact form it takes about {tokens} tokens of the prompt, and the context "
+                f"({context} tokens) keeps {context - budget} for the reply; raise num_ctx to "
+                f"at least {tokens + context - budget + math.ceil(document / CHARS_PER_TOKEN)},"
+                " or send a smaller schema"
+                + (
+                    " (or rendering='shape', which is smaller)" if call.rendering != "shape" else ""
+                ),
+                chars=len(call.text),
+                tokens=tokens,
+                context=context,
+            )
+        request = {**call.request, "prompt": prompt.replace(full, rendering, 1)}
+        return dataclasses.replace(call, request=request)  # type: ignore[arg-type]
 
     def missing(self, call: Call) -> list[Fact]:
         """The server facts this call needs and this extractor has not asked for yet."""
@@ -385,6 +432,12 @@ class Planner:
                 tokens=counted,
                 context=context,
             )
+
+
+def reply_reserve(options: Mapping[str, Any], context: int) -> int:
+    """The tokens of ``context`` kept for the reply: ``num_predict``, at most its share."""
+    budget = int(options.get("num_predict") or DEFAULT_NUM_PREDICT)
+    return int(min(budget if budget >= 0 else context, context * REPLY_SHARE))
 
 
 def _given(opts: CallOptions) -> dict[str, Any]:

@@ -88,6 +88,7 @@ class Extractor(Planner):
         """
         call = self.plan(text, schema, options)
         self._drive(facts(self, call))
+        call = self.fit(call)
         return self.next_request(self.flow(call), call, partials=False)
 
     def learn_prior(
@@ -111,6 +112,7 @@ class Extractor(Planner):
         finally the ``Extraction``. Raises as ``extract`` does."""
         call = self.plan(text, schema, options)
         self._drive(facts(self, call))
+        call = self.fit(call)
         for event in self._attempts(call, partials=True):
             yield self._drive(settle(self, call, event)) if isinstance(event, Extraction) else event
 
@@ -225,6 +227,7 @@ class AsyncExtractor(Planner):
         """The asyncio twin of ``Extractor.stream``."""
         call = self.plan(text, schema, options)
         await self._drive(facts(self, call))
+        call = self.fit(call)
         async for event in self._attempts(call, partials=True):
             if isinstance(event, Extraction):
                 event = await self._drive(settle(self, call, event))

@@ -43,7 +43,7 @@ from ..errors import ConfigError, SchemaError, SchemaMismatch
 from .formats import CHECKED_FORMATS, FORMAT_CHECKER
 from .grounding import Span, ground, grounded_paths
 from .schema_grammar import grammar_form
-from .schema_render import STYLES, Style, check_labels, placeholders, render
+from .schema_render import COMPACT_DEPTHS, STYLES, Style, check_labels, placeholders, render
 from .schema_walk import Parts, SchemaIndex, json_path
 
 __all__ = ["CHECKED_FORMATS", "Schema", "bundled_schemas"]
@@ -51,6 +51,7 @@ __all__ = ["CHECKED_FORMATS", "Schema", "bundled_schemas"]
 DEFAULT_DIALECT = "https://json-schema.org/draft/2020-12/schema"
 MAX_MESSAGE = 300  # characters of a validation message (they quote the offending value)
 CACHE_SIZE = 64  # schemas loaded from dicts and models, kept ready
+COMPACT_LEVELS = len(COMPACT_DEPTHS)  # compact renderings, each smaller than the last
 _BUNDLED_NAME = re.compile(r"[a-z0-9][a-z0-9_-]*")
 
 
@@ -219,7 +220,7 @@ class Schema:
         self.description = description if isinstance(description, str) else None
         canonical = json.dumps(schema, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
         self.fingerprint = hashlib.sha256(canonical.encode("utf-8")).hexdigest()
-        self._renderings: dict[str, str] = {}
+        self._renderings: dict[tuple[str, int], str] = {}
         # Where the values to find in the document are (``x-grounded``): see core.grounding.
         self.grounded = grounded_paths(self._index)
 
@@ -325,14 +326,18 @@ class Schema:
         dump = getattr(value, "model_dump", None)
         return ground(dump(mode="json") if callable(dump) else value, self.grounded, document)
 
-    def render(self, style: Style = "shape") -> str:
+    def render(self, style: Style = "shape", compact: int = 0) -> str:
         """The schema as shown to the model: ``"shape"`` (an example of the output, the
-        default) or ``"schema"`` (the compact JSON Schema). Raises ConfigError for other styles."""
+        default) or ``"schema"`` (the compact JSON Schema); ``compact`` 1 to
+        ``COMPACT_LEVELS`` for smaller renderings that say what they leave out (see
+        ``schema_render``). Raises ConfigError for other styles or levels."""
         if style not in STYLES:
             raise ConfigError(f"unknown rendering style {style!r}; use one of {', '.join(STYLES)}")
-        if style not in self._renderings:
-            self._renderings[style] = render(self._index, style)
-        return self._renderings[style]
+        if compact not in range(COMPACT_LEVELS + 1):
+            raise ConfigError(f"compact={compact!r}: use 0 to {COMPACT_LEVELS}")
+        if (style, compact) not in self._renderings:
+            self._renderings[style, compact] = render(self._index, style, compact)
+        return self._renderings[style, compact]
 
     @functools.cached_property
     def has_choices(self) -> bool:

@@ -146,6 +146,24 @@ class SchemaIndex:
                 for name, sub in node[keyword].items():
                     yield from self.walk(sub, (*parts, keyword, name), resolver)
 
+    def without(self, keywords: tuple[str, ...], *, extensions: bool = False) -> Any:
+        """A copy of the schema with ``keywords`` (and with ``extensions``, every ``x-...``
+        keyword) removed from every subschema; a property bearing such a name is kept."""
+        subschemas = {id(node) for node, _, _ in self.walk(self.root, (), None)}
+
+        def dropped(key: str) -> bool:
+            return key in keywords or (extensions and key.startswith("x-"))
+
+        def copy(value: Any) -> Any:
+            if isinstance(value, Mapping):
+                here = id(value) in subschemas
+                return {k: copy(v) for k, v in value.items() if not (here and dropped(k))}
+            if isinstance(value, list):
+                return [copy(v) for v in value]
+            return value
+
+        return copy(self.root)
+
     def enter(self, node: Mapping[str, Any], resolver: Scope) -> Scope:
         """The scope inside ``node``: a new base URI when it declares an ``$id``.
 
