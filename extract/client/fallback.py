@@ -7,10 +7,11 @@ prompt: the reply is still validated against the schema, only the decoding is no
 constrained by it. The fallback is remembered per schema for the host (one ``Planner`` is one
 host), and every attempt made so says why (``Attempt.format_fallback``).
 
-A refusal that names the format, grammar or schema is taken as caused by it at once. Any other
-400 to a request that carried a schema is put to the test: the request goes again without the
-schema, and only if that one is accepted is the fallback remembered; if it is refused too, that
-refusal is raised as before.
+A refusal that names the format, grammar or schema is taken as caused by it at once. A 400 that
+names no cause at all (a bare "Bad Request") is put to the test: the request goes again
+without the schema, and only if that one is accepted is the fallback remembered; if it is
+refused too, that refusal is raised as before. Any other refusal names another cause (an
+option, a capability) and fails at once, as it always did.
 """
 
 from __future__ import annotations
@@ -21,6 +22,9 @@ from ..core.wire import Format, GenerateRequest
 from ..errors import BadRequest
 
 _NAMES_FORMAT = re.compile(r"\b(format|grammar|schema)\b", re.IGNORECASE)
+# A 400 that says nothing of its cause (a server's bare "Bad Request"): the one put to the
+# test. Ollama's other 400s name their cause (an option, a capability) and fail at once.
+_SAYS_NOTHING = re.compile(r"^HTTP 400: (bad request)?\s*(\[|$)", re.IGNORECASE)
 
 
 class FormatFallbacks:
@@ -41,12 +45,12 @@ class FormatFallbacks:
 
     def retry(self, fingerprint: str, request: GenerateRequest, error: BadRequest) -> bool:
         """Whether ``request``, which the server refused with ``error``, goes again with
-        format "json": it sent a schema, and the refusal is a 400 or names the format. One
-        that names it is remembered at once (see the module docstring)."""
+        format "json": it sent a schema, and the refusal names the format or no cause at all.
+        One that names the format is remembered at once (see the module docstring)."""
         if not isinstance(request.get("format"), dict):
             return False
         names_format = _NAMES_FORMAT.search(error.message) is not None
-        if error.status != 400 and not names_format:
+        if not names_format and not _SAYS_NOTHING.search(error.message):
             return False
         if names_format:
             self.refused[fingerprint] = error.message

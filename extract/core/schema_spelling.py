@@ -79,7 +79,7 @@ class Speller:
 
     def spell(self, root: dict[str, Any], defs: Mapping[str, Any]) -> dict[str, Any]:
         """The root form with its ``$defs`` (recursive definitions, then shared parts)."""
-        out = self.node(root, top=True)
+        out: dict[str, Any] = self.node(root, top=True)
         for name, form in defs.items():
             self.defs[name] = self.node(form, top=True)
         if self.defs:

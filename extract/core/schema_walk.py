@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 import referencing
 import referencing.jsonschema
-from jsonschema_specifications import REGISTRY as METASCHEMAS
+from jsonschema_specifications import REGISTRY as METASCHEMAS  # type: ignore[import-untyped]
 from referencing.exceptions import PointerToNowhere, Unresolvable
 
 from ..errors import SchemaError
@@ -191,7 +191,5 @@ class SchemaIndex:
         try:
             resolved = resolver.lookup(ref)
         except ValueError:  # a non-number step into an array
-            raise PointerToNowhere(
-                ref=ref, resource=self.specification.create_resource(self.root)
-            ) from None
+            raise Unresolvable(ref=ref) from None
         return resolved.contents, resolved.resolver, self._locations.get(id(resolved.contents))
