@@ -1,8 +1,10 @@
 """What llama.cpp's json-schema-to-grammar converter accepts, as a check on grammar forms.
 
 ``recognised`` mirrors the order in which the converter dispatches on a schema: every node of
-a grammar form must land on a branch it supports, or the server would reject the request.
-Shared by ``test_schema_grammar`` and ``test_schema_grammar_fuzz``.
+a grammar form must land on a branch it supports, or the server would reject the request. It
+also checks what every converter reads alike (``extract/core/schema_spelling.py``): a list
+``type`` stands alone, ``$defs`` names are ``def`` + letters and digits, and no ``properties``
+map holds a ``$ref`` key. Shared by ``test_schema_grammar`` and ``test_schema_grammar_fuzz``.
 """
 
 from __future__ import annotations
@@ -11,13 +13,17 @@ import re
 from typing import Any
 
 PRIMITIVES = {"boolean", "number", "integer", "string", "null", "object", "array"}
-SIMPLE_REF = re.compile(r"#/\$defs/[A-Za-z0-9_-]+")
+SIMPLE_REF = re.compile(r"#/\$defs/def[A-Za-z0-9]+")
 
 
 def recognised(node: Any, root: dict[str, Any]) -> None:
     """Fail unless the converter accepts ``node`` and everything under it."""
     assert isinstance(node, dict), node
     kind = node.get("type")
+    if node is root:
+        for name, definition in root.get("$defs", {}).items():
+            assert SIMPLE_REF.fullmatch(f"#/$defs/{name}"), name
+            recognised(definition, root)
     if "$ref" in node:
         assert SIMPLE_REF.fullmatch(node["$ref"]), node
         assert node["$ref"].split("/")[-1] in root.get("$defs", {})
@@ -28,6 +34,7 @@ def recognised(node: Any, root: dict[str, Any]) -> None:
         return
     if isinstance(kind, list):
         assert kind
+        assert set(node) <= {"type", "$defs"}, f"a list type beside other keywords: {node}"
         for single in kind:
             recognised({**node, "type": single}, root)
         return
@@ -40,6 +47,7 @@ def recognised(node: Any, root: dict[str, Any]) -> None:
     if kind in (None, "object") and (
         "properties" in node or node.get("additionalProperties", True) is not True
     ):
+        assert "$ref" not in node.get("properties", {}), node
         for sub in node.get("properties", {}).values():
             recognised(sub, root)
         extra = node.get("additionalProperties")

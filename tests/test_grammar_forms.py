@@ -14,6 +14,13 @@ import pytest
 from extract.core.schema import Schema
 
 _ANY = {"type": ["string", "number", "boolean", "object", "array", "null"]}
+
+
+def _any_but(kind: str, **constraints: Any) -> dict[str, Any]:
+    """Any JSON value, ``constraints`` applying to values of type ``kind``: one branch a type."""
+    return {"anyOf": [{"type": t, **(constraints if t == kind else {})} for t in _ANY["type"]]}
+
+
 _STRING, _INTEGER = {"type": "string"}, {"type": "integer"}
 _DRAFT7 = "http://json-schema.org/draft-07/schema#"
 
@@ -27,18 +34,18 @@ _DRAFT7 = "http://json-schema.org/draft-07/schema#"
                 "additionalProperties": False,
                 "required": ["x-id"],
             },
-            {
-                **_ANY,
-                "required": ["x-id"],
-                "properties": {"x-id": _INTEGER},
-                "additionalProperties": _INTEGER,
-            },
+            _any_but(
+                "object",
+                required=["x-id"],
+                properties={"x-id": _INTEGER},
+                additionalProperties=_INTEGER,
+            ),
         ),
         (
             {"type": "object", "properties": {"a": _STRING}, "required": ["b"]},
             {"type": "object", "properties": {"a": _STRING, "b": _ANY}, "required": ["b"]},
         ),
-        ({"properties": {"a": _STRING}}, {**_ANY, "properties": {"a": _STRING}}),  # 5 is valid too
+        ({"properties": {"a": _STRING}}, _any_but("object", properties={"a": _STRING})),  # 5 too
         ({"type": "array", "prefixItems": [_STRING, _INTEGER]}, {"type": "array"}),  # [] is valid
         (
             {"type": "array", "prefixItems": [_STRING, _INTEGER], "items": False},
@@ -71,7 +78,7 @@ _DRAFT7 = "http://json-schema.org/draft-07/schema#"
         # extract checks "date" in every draft, so the grammar may keep it in every draft too.
         (
             {"$schema": "http://json-schema.org/draft-06/schema#", "format": "date"},
-            {**_ANY, "format": "date"},
+            _any_but("string", format="date"),
         ),
         ({"type": "string", "format": "uuid"}, _STRING),
         ({"type": "string", "format": "time"}, _STRING),
@@ -79,7 +86,7 @@ _DRAFT7 = "http://json-schema.org/draft-07/schema#"
         ({"anyOf": [{"const": True}, {"const": 1}]}, {"anyOf": [{"enum": [True]}, {"enum": [1]}]}),
         (
             {"allOf": [{"properties": {"a": _STRING}}, {"properties": {"a": _INTEGER}}]},
-            {**_ANY, "properties": {}},
+            _any_but("object", properties={}),
         ),
         (
             {"type": "array", "allOf": [{"items": _STRING}, {"items": _INTEGER}]},

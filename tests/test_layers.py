@@ -21,7 +21,8 @@ def test_the_package_has_no_import_cycles() -> None:
 # What the pure core may use besides the standard library's own pure modules: parsing and
 # validation packages, and the string-format checkers (core/formats.py).
 CORE_DEPENDENCIES = {
-    *("json_repair", "jsonschema", "partial_json_parser", "pydantic", "referencing"),
+    *("json_repair", "jsonschema", "jsonschema_specifications", "partial_json_parser"),
+    *("pydantic", "referencing"),
     *("fqdn", "idna", "rfc3339_validator", "rfc3986_validator", "uri_template"),
 }
 IO_MODULES = {"asyncio", "http", "httpx", "socket", "sqlite3", "subprocess", "threading", "urllib"}

@@ -166,6 +166,7 @@ def test_embedded_ids_resolve_locally() -> None:
         {
             "$id": "https://example.com/root.json",
             "$defs": {"addr": {"$id": "address.json", "type": "string", "minLength": 2}},
+            "type": "object",
             "properties": {"home": {"$ref": "address.json"}},
         }
     )

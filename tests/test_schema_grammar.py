@@ -6,6 +6,8 @@ branch llama.cpp's converter supports. Generated schemas are in ``test_schema_gr
 
 from __future__ import annotations
 
+import json
+import re
 from typing import Any
 
 import pydantic
@@ -15,12 +17,19 @@ from grammar_support import recognised
 from extract.core.schema import Schema
 from extract.core.schema_grammar import ANY, MAX_NODES
 
+TYPES = ANY["type"]
+
 
 def grammar(schema: Any) -> dict[str, Any]:
     form = Schema.load(schema).grammar
     assert form is not None
     recognised(form, form)
     return form
+
+
+def any_but(kind: str, **constraints: Any) -> dict[str, Any]:
+    """Any JSON value, ``constraints`` applying to values of type ``kind``: one branch a type."""
+    return {"anyOf": [{"type": t, **(constraints if t == kind else {})} for t in TYPES]}
 
 
 @pytest.mark.parametrize(
@@ -50,10 +59,27 @@ def grammar(schema: Any) -> dict[str, Any]:
             {"type": "array", "items": {"type": "string"}, "uniqueItems": True, "maxItems": 3},
             {"type": "array", "items": {"type": "string"}, "maxItems": 3},
         ),
-        ({"prefixItems": [True], "minItems": 1, "items": False}, {**ANY, "prefixItems": [ANY]}),
+        (
+            {"prefixItems": [True], "minItems": 1, "items": False},
+            any_but("array", prefixItems=[ANY]),
+        ),
         ({}, ANY),
         ({"description": "anything"}, ANY),
-        ({"minLength": 2}, {**ANY, "minLength": 2}),
+        ({"minLength": 2}, any_but("string", minLength=2)),
+        (  # each type keeps its own keywords, whichever converter reads the form
+            {"type": ["string", "integer", "null"], "maxLength": 3, "maximum": 5},
+            {
+                "anyOf": [
+                    {"type": "string", "maxLength": 3},
+                    {"type": "integer", "maximum": 5},
+                    {"type": "null"},
+                ]
+            },
+        ),
+        (
+            {"anyOf": [{"type": "string", "maxLength": 3}, {"type": "null"}]},
+            {"anyOf": [{"type": "string", "maxLength": 3}, {"type": "null"}]},
+        ),
         ({"not": {"type": "string"}}, ANY),
         (
             {
@@ -91,6 +117,7 @@ def test_conversions(schema: dict[str, Any], form: dict[str, Any]) -> None:
 def test_refs_are_inlined_with_siblings() -> None:
     form = grammar(
         {
+            "type": "object",
             "$defs": {"Address": {"type": "object", "properties": {"city": {"type": "string"}}}},
             "properties": {
                 "home": {"$ref": "#/$defs/Address", "description": "where they live"},
@@ -101,7 +128,7 @@ def test_refs_are_inlined_with_siblings() -> None:
     )
     address = {"type": "object", "properties": {"city": {"type": "string"}}}
     assert form["properties"]["home"] == address
-    assert form["properties"]["work"] == {**address, "type": ["object", "null"]}
+    assert form["properties"]["work"] == {"anyOf": [address, {"type": "null"}]}
     assert form["properties"]["both"] == {**address, "required": ["city"]}
     assert "$defs" not in form
 
@@ -112,19 +139,82 @@ def test_recursion_keeps_a_local_ref() -> None:
         children: list[Node] = []
 
     form = grammar(Node)
-    assert form["properties"]["children"]["items"] == {"$ref": "#/$defs/Node"}
-    assert form["$defs"]["Node"]["properties"]["children"]["items"] == {"$ref": "#/$defs/Node"}
+    assert form["properties"]["children"]["items"] == {"$ref": "#/$defs/defNode"}
+    node = form["$defs"]["defNode"]
+    assert node["properties"]["children"]["items"] == {"$ref": "#/$defs/defNode"}
 
 
 def test_recursion_through_the_root_and_odd_names() -> None:
     form = grammar(
         {
+            "type": "object",
             "properties": {"next": {"$ref": "#"}, "x": {"$ref": "#/$defs/a~1b%20c"}},
             "$defs": {"a/b c": {"items": {"$ref": "#/$defs/a~1b%20c"}}},
         }
     )
-    assert form["properties"]["next"] == {"$ref": "#/$defs/schema"}
-    assert set(form["$defs"]) == {"schema", "a-b-c"}
+    assert form["properties"]["next"] == {"$ref": "#/$defs/defSchema"}
+    assert set(form["$defs"]) == {"defSchema", "defABC"}
+
+
+@pytest.mark.parametrize("name", ["my_node", "string", "value", "root", "a.b", "_", "a-b"])
+def test_recursive_def_names_are_safe_for_every_converter(name: str) -> None:
+    # llama-cpp-python's converter refers to a recursive definition by its raw name, and
+    # names a built-in rule ("string", "value") or the root the same way: both go wrong.
+    pointer = "#/$defs/" + name.replace("~", "~0").replace("/", "~1")
+    form = grammar(
+        {
+            "type": "object",
+            "properties": {"tree": {"$ref": pointer}},
+            "$defs": {name: {"type": "array", "items": {"$ref": pointer}}},
+        }
+    )
+    (defined,) = form["$defs"]
+    assert re.fullmatch("def[A-Za-z0-9]+", defined)
+    assert form["properties"]["tree"] == {"$ref": f"#/$defs/{defined}"}
+    assert form["$defs"][defined]["items"] == {"$ref": f"#/$defs/{defined}"}
+
+
+def test_a_def_name_never_takes_a_root_property_name() -> None:
+    # The older converter names the rule of a root property after the property itself.
+    form = grammar(
+        {
+            "type": "object",
+            "properties": {"defNode": {"type": "string"}, "n": {"$ref": "#/$defs/node"}},
+            "$defs": {"node": {"type": "array", "items": {"$ref": "#/$defs/node"}}},
+        }
+    )
+    assert set(form["$defs"]) == {"defNode2"}
+
+
+def test_a_property_named_ref_is_written_as_any_other_key() -> None:
+    # Kubernetes' JSONSchemaProps has a "$ref" property; converters read it as a reference.
+    schema = Schema.load(
+        {
+            "type": "object",
+            "properties": {"$ref": {"type": "string"}, "id": {"type": "integer"}},
+            "required": ["$ref", "id"],
+            "additionalProperties": False,
+        }
+    )
+    form = schema.grammar
+    assert form == {
+        "type": "object",
+        "properties": {"id": {"type": "integer"}},
+        "required": ["id"],
+        "additionalProperties": {"type": "string"},
+    }
+    recognised(form, form)
+    schema.validate({"$ref": "#/x", "id": 1})
+    assert schema.unenforced() == [
+        "$.properties.$ref: a property named $ref cannot be named in a grammar (converters"
+        " read it as a reference): its key is not enforced, other keys may take its place"
+    ]
+
+
+def test_an_option_holding_a_ref_key_keeps_its_type() -> None:
+    schema = Schema.load({"enum": [{"$ref": "#/a"}, {"$ref": 1}, None]})
+    assert schema.grammar == {"type": ["object", "null"]}
+    assert 'holding a "$ref" key' in schema.unenforced()[0]
 
 
 def test_discriminated_union_distributes_the_base() -> None:
@@ -205,12 +295,21 @@ def test_no_grammar_when_none_can_be_derived(schema: dict[str, Any], reason: str
     assert "only JSON syntax is enforced" in note
 
 
-def test_inlining_blow_up_gives_up() -> None:
-    defs: dict[str, Any] = {"d0": {"type": "string"}}
+def test_shared_parts_are_written_once() -> None:
+    # Inlined, each level would double the form: 2**20 copies of d0.
+    defs: dict[str, Any] = {"d0": {"type": "string", "minLength": 1, "maxLength": 80}}
     for i in range(1, 20):
         ref = {"$ref": f"#/$defs/d{i - 1}"}
-        defs[f"d{i}"] = {"type": "object", "properties": {"a": ref, "b": ref}}
-    schema = Schema.load({"$defs": defs, "$ref": "#/$defs/d19"})
+        defs[f"d{i}"] = {"type": "object", "properties": {"a": ref, "b": ref}, "required": ["a"]}
+    form = grammar({"$defs": defs, "$ref": "#/$defs/d19"})
+    assert len(json.dumps(form)) < 10_000
+    assert form["properties"]["a"] == {"$ref": "#/$defs/defD18"}
+    assert form["$defs"]["defD1"]["properties"]["b"] == defs["d0"]  # too small to share
+
+
+def test_too_many_subschemas_give_up() -> None:
+    many = {f"p{i}": {"type": "string"} for i in range(MAX_NODES)}
+    schema = Schema.load({"type": "object", "properties": many})
     assert schema.grammar is None
     assert f"more than {MAX_NODES}" in schema.unenforced()[0]
 

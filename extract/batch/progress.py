@@ -39,6 +39,7 @@ class Tally:
     notes: list[str] = dataclasses.field(default_factory=list)
     calibration: Metrics = dataclasses.field(default_factory=Metrics)
     calibration_requests: int = 0
+    format_fallbacks: int = 0
 
     def add_prior(self, learned: LearnedPrior) -> None:
         """Count the requests an in-domain prior took (they belong to no record)."""
@@ -59,6 +60,7 @@ class Tally:
             self.ok += 1
         else:
             self.failed[type(record.error).__name__] += 1
+        self.format_fallbacks += record.format_fallback is not None
         self.prompt_tokens += record.usage.prompt_eval_count or 0
         self.output_tokens += record.usage.eval_count or 0
 
@@ -102,6 +104,12 @@ class Tally:
             lines.append(
                 f"accepted under the guaranteed threshold: {self.accepted}; "
                 f"not accepted: {self.not_accepted}"
+            )
+        if self.format_fallbacks:
+            lines.append(
+                f'format: {self.format_fallbacks} records sent with format "json" after the '
+                "server refused the schema as format (each record's format_fallback says why); "
+                "their values were validated against the schema all the same"
             )
         if self.review:
             lines.append(f"marked for review (under --min-confidence): {self.review}")

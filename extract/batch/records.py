@@ -71,6 +71,8 @@ class Record:
     samples: int = 1
     scores: Mapping[str, Mapping[str, float]] = dataclasses.field(default_factory=dict)
     accepted: bool | None = None
+    # The server's refusal of the schema as format, when the record was made with "json".
+    format_fallback: str | None = None
 
     @property
     def min_confidence(self) -> float | None:
@@ -82,8 +84,9 @@ class Record:
         "cached"}``, plus ``"chunks"`` for a document read in pieces, ``"spans"`` where
         grounded values were found, ``"confidence"`` per choice field (per field, as
         ``"agreement"`` too, with ``"samples"``), the record's ``"min_confidence"``,
-        ``"scores"``, each choice field's probability per option, and ``"accepted"`` under a
-        guaranteed threshold."""
+        ``"scores"``, each choice field's probability per option, ``"accepted"`` under a
+        guaranteed threshold, and ``"format_fallback"`` (the server's refusal) when it was
+        made with format "json"."""
         out: dict[str, Any] = {"id": self.id, "line": self.line, "ok": self.ok}
         if self.ok:
             dump = getattr(self.value, "model_dump", None)
@@ -100,6 +103,8 @@ class Record:
             out["min_confidence"] = round(min(self.confidence.values()), 4)
         if self.scores:
             out["scores"] = rounded(self.scores)
+        if self.format_fallback:
+            out["format_fallback"] = self.format_fallback
         if self.samples > 1:
             # With samples, the confidence is the share of samples that agreed.
             out["samples"] = self.samples

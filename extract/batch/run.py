@@ -23,7 +23,7 @@ import tenacity
 
 from ..client.checks import check_text
 from ..client.extractor import AsyncExtractor
-from ..core.result import Extraction, total_usage
+from ..core.result import Extraction, format_fallback, total_usage
 from ..core.schema import Schema
 from ..errors import ExtractError, ExtractionFailed, OutputError, TransportError
 from .cache import Cache
@@ -53,7 +53,17 @@ def _failed(doc: Document, error: ExtractError) -> Record:
     if isinstance(error, ExtractionFailed):
         attempts = error.attempts
         usage = total_usage(attempts)
-        return Record(doc.id, False, None, error, len(attempts), usage, doc.fields, line=doc.line)
+        return Record(
+            doc.id,
+            False,
+            None,
+            error,
+            len(attempts),
+            usage,
+            doc.fields,
+            line=doc.line,
+            format_fallback=format_fallback(attempts),
+        )
     return Record(doc.id, False, error=error, fields=doc.fields, line=doc.line)
 
 
@@ -269,6 +279,7 @@ class BatchRun:
                 confidence=result.confidence,
                 samples=result.samples,
                 scores=scores,
+                format_fallback=format_fallback(result.attempts),
             )
         raise AssertionError("unreachable: the last round returns")  # pragma: no cover
 

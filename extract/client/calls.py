@@ -31,7 +31,7 @@ from ..core.flow import (
 from ..core.images import ImageInput
 from ..core.prompt import build_prompt, check_examples
 from ..core.result import AttemptFailed, Extraction, Partial
-from ..core.schema import Schema
+from ..core.schema import COMPACT_LEVELS, Schema
 from ..core.wire import GIVEN_FIELDS, GenerateRequest, GenerateResult, Think
 from ..errors import BadRequest, ConfigError, DocumentTooLong, OutputError
 from .backoff import Retry, check_retry
@@ -48,6 +48,7 @@ from .config import (
     resolve_model,
     resolve_timeout,
 )
+from .fallback import FormatFallbacks
 
 FormatMode = Literal["auto", "json", "schema"] | None
 Event = Partial[Any] | AttemptFailed | Extraction[Any]
@@ -56,6 +57,10 @@ Chunk = int | Literal["auto"] | None
 
 # The smallest piece a long document may be split into.
 MIN_CHUNK = 100
+# Sizing prompts: characters per token assumed (low, so estimates err on the large side), and
+# the share of the context kept for the reply.
+CHARS_PER_TOKEN = 3
+REPLY_SHARE = 0.25
 # Alternatives per generated token asked of the server: Ollama's most.
 TOP_LOGPROBS = 20
 _PARAMETER_NUM_CTX = re.compile(r"^num_ctx\s+(\d+)\s*$", re.MULTILINE)
@@ -118,6 +123,7 @@ class Call:
     calibrate: bool = True
     samples: int = 1
     given: CallOptions = dataclasses.field(default_factory=lambda: CallOptions())
+    rendering: Literal["shape", "schema"] = "shape"
 
 
 class Planner:
@@ -150,6 +156,8 @@ class Planner:
         self.priors = PriorCache()
         # Seconds the server took per generated token in its latest timed reply.
         self._token_seconds: float | None = None
+        # Schemas this host refused as format: their documents are sent with "json".
+        self.fallbacks = FormatFallbacks()
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(model={self.model!r}, host={self.settings.host!r})"
@@ -207,7 +215,49 @@ class Planner:
             calibrate=opts.get("calibrate", True),
             samples=samples,
             given=overrides,
+            rendering=opts.get("rendering", "shape"),
         )
+
+    def fit(self, call: Call) -> Call:
+        """``call`` with a compact rendering of its schema when the full one would not leave
+        the document room in the context (``schema_render``: each level smaller).
+
+        Sizes are estimated at ``CHARS_PER_TOKEN``; the reply keeps its share of the
+        context, and a document read in pieces counts as one ``MIN_CHUNK`` piece. Raises
+        DocumentTooLong naming the schema when even the smallest rendering leaves no room.
+        """
+        context = self.context(call)
+        options = call.request.get("options", {})
+        budget = context - reply_reserve(options, context)
+        document = MIN_CHUNK if call.chunk is not None else len(call.text)
+        prompt = call.request.get("prompt", "")
+        full = call.schema.render(call.rendering)
+        head = len(prompt) - len(call.text)
+        if (head + document) / CHARS_PER_TOKEN <= budget or full not in prompt:
+            return call
+        for level in range(1, COMPACT_LEVELS + 1):
+            rendering = call.schema.render(call.rendering, compact=level)
+            head = len(prompt) - len(call.text) - len(full) + len(rendering)
+            if (head + document) / CHARS_PER_TOKEN <= budget:
+                break
+        if head / CHARS_PER_TOKEN > budget:
+            tokens = math.ceil(head / CHARS_PER_TOKEN)
+            name = f" {call.schema.name!r}" if call.schema.name else ""
+            raise DocumentTooLong(
+                f"the schema{name} does not fit the model's context: shown even in its most "
+                f"compact form it takes about {tokens} tokens of the prompt, and the context "
+                f"({context} tokens) keeps {context - budget} for the reply; raise num_ctx to "
+                f"at least {tokens + context - budget + math.ceil(document / CHARS_PER_TOKEN)},"
+                " or send a smaller schema"
+                + (
+                    " (or rendering='shape', which is smaller)" if call.rendering != "shape" else ""
+                ),
+                chars=len(call.text),
+                tokens=tokens,
+                context=context,
+            )
+        request = {**call.request, "prompt": prompt.replace(full, rendering, 1)}
+        return dataclasses.replace(call, request=request)  # type: ignore[arg-type]
 
     def missing(self, call: Call) -> list[Fact]:
         """The server facts this call needs and this extractor has not asked for yet."""
@@ -255,7 +305,8 @@ class Planner:
             # What a choice field's confidence is read from; the server computes it per token.
             request.setdefault("logprobs", True)
             request.setdefault("top_logprobs", TOP_LOGPROBS)
-        fmt = choose_format(call.format_mode, call.schema, self._version or "")
+        chosen = choose_format(call.format_mode, call.schema, self._version or "")
+        fmt = self.fallbacks.format_for(call.schema.fingerprint, chosen)
         if fmt is not None:
             request["format"] = fmt
         if "truncate" not in request and server_at_least(self._version, TRUNCATE_FLAG_SINCE):
@@ -281,7 +332,15 @@ class Planner:
             max_attempts=call.max_attempts,
             host=self.settings.host,
             document=call.text,
+            format_fallback=self.fallbacks.reason(call.schema.fingerprint)
+            if fmt != chosen
+            else None,
         )
+
+    def fall_back(self, call: Call, request: GenerateRequest, error: BadRequest) -> bool:
+        """Whether ``request``, refused with ``error``, goes again with format "json" (see
+        ``fallback``)."""
+        return self.fallbacks.retry(call.schema.fingerprint, request, error)
 
     def scores_choices(self, call: Call) -> bool:
         """Whether this call's choice fields get a confidence (the server must be able to)."""
@@ -348,6 +407,7 @@ class Planner:
         server cut the prompt.
         """
         if isinstance(reply, GenerateResult):
+            self.fallbacks.confirm(call.schema.fingerprint, flow.format_fallback)
             tokens, nanos = reply.metrics.eval_count, reply.metrics.eval_duration
             if tokens and nanos and tokens >= MIN_TIMED_TOKENS:
                 self._token_seconds = nanos / tokens / 1e9
@@ -372,6 +432,12 @@ class Planner:
                 tokens=counted,
                 context=context,
             )
+
+
+def reply_reserve(options: Mapping[str, Any], context: int) -> int:
+    """The tokens of ``context`` kept for the reply: ``num_predict``, at most its share."""
+    budget = int(options.get("num_predict") or DEFAULT_NUM_PREDICT)
+    return int(min(budget if budget >= 0 else context, context * REPLY_SHARE))
 
 
 def _given(opts: CallOptions) -> dict[str, Any]:

@@ -14,15 +14,10 @@ from ..core.calibration import Prior, calibrate, scaled
 from ..core.consensus import vote
 from ..core.result import Extraction
 from ..errors import ExtractionFailed, SchemaMismatch
-from .calls import MIN_CHUNK, Call, CallOptions
-from .config import DEFAULT_NUM_PREDICT
+from .calls import CHARS_PER_TOKEN, MIN_CHUNK, Call, CallOptions, reply_reserve
 
-# Chunking: characters per token assumed when sizing pieces (low, so pieces err on the small
-# side), the share of each piece repeated in the next, and the share of the context kept for
-# the reply.
-CHARS_PER_TOKEN = 3
+# Chunking: the share of each piece repeated in the next.
 CHUNK_OVERLAP = 0.1
-REPLY_SHARE = 0.25
 
 
 def pieces(call: Call, context: int) -> list[chunking.Piece] | None:
@@ -32,9 +27,7 @@ def pieces(call: Call, context: int) -> list[chunking.Piece] | None:
     """
     size = call.chunk
     if size == "auto":
-        options = call.request.get("options", {})
-        budget = int(options.get("num_predict") or DEFAULT_NUM_PREDICT)
-        reply = min(budget, context * REPLY_SHARE)
+        reply = reply_reserve(call.request.get("options", {}), context)
         head = len(call.request.get("prompt", "")) - len(call.text)
         size = max(int((context - reply) * CHARS_PER_TOKEN) - head, MIN_CHUNK)
     if size is None or len(call.text) <= size:

@@ -19,7 +19,7 @@ from pydantic import BaseModel
 from ..core.calibration import LearnedPrior
 from ..core.result import Extraction, Partial
 from ..core.wire import GenerateRequest, GenerateResult
-from ..errors import ExtractionFailed, OutputError, TransportError
+from ..errors import BadRequest, ExtractionFailed, OutputError, TransportError
 from .backoff import Backoff
 from .calls import Call, CallOptions, Event, Planner
 from .protocol import Ask, Nested, Step, facts, learn_prior, settle, steps
@@ -88,6 +88,7 @@ class Extractor(Planner):
         """
         call = self.plan(text, schema, options)
         self._drive(facts(self, call))
+        call = self.fit(call)
         return self.next_request(self.flow(call), call, partials=False)
 
     def learn_prior(
@@ -111,6 +112,7 @@ class Extractor(Planner):
         finally the ``Extraction``. Raises as ``extract`` does."""
         call = self.plan(text, schema, options)
         self._drive(facts(self, call))
+        call = self.fit(call)
         for event in self._attempts(call, partials=True):
             yield self._drive(settle(self, call, event)) if isinstance(event, Extraction) else event
 
@@ -137,6 +139,10 @@ class Extractor(Planner):
                     return self.transport.generate(step.request or {})
                 except TransportError as exc:
                     backoff.wait(exc)
+                except BadRequest as exc:
+                    if step.request is None or not self.fall_back(step.call, step.request, exc):
+                        raise
+                    step = Ask(step.call, request={**step.request, "format": "json"})
         if isinstance(step, Nested):
             return self.extract(step.text, step.schema, **step.options)
         return next(e for e in self._attempts(step.call, False) if isinstance(e, Extraction))
@@ -159,6 +165,11 @@ class Extractor(Planner):
                     reply = exc
                 except TransportError as exc:
                     backoff.wait(exc)
+                except BadRequest as exc:
+                    if flow.format_fallback is not None or not self.fall_back(call, request, exc):
+                        raise
+                    flow.fall_back(exc.message)
+                    request = self.next_request(flow, call, partials)
                 finally:
                     items.close()
             yield (event := self.outcome(call, flow, reply, backoff.retries))
@@ -216,6 +227,7 @@ class AsyncExtractor(Planner):
         """The asyncio twin of ``Extractor.stream``."""
         call = self.plan(text, schema, options)
         await self._drive(facts(self, call))
+        call = self.fit(call)
         async for event in self._attempts(call, partials=True):
             if isinstance(event, Extraction):
                 event = await self._drive(settle(self, call, event))
@@ -244,6 +256,10 @@ class AsyncExtractor(Planner):
                     return await self.transport.generate(step.request or {})
                 except TransportError as exc:
                     await backoff.await_wait(exc)
+                except BadRequest as exc:
+                    if step.request is None or not self.fall_back(step.call, step.request, exc):
+                        raise
+                    step = Ask(step.call, request={**step.request, "format": "json"})
         if isinstance(step, Nested):
             return await self.extract(step.text, step.schema, **step.options)
         async for event in self._attempts(step.call, False):
@@ -269,6 +285,11 @@ class AsyncExtractor(Planner):
                     reply = exc
                 except TransportError as exc:
                     await backoff.await_wait(exc)
+                except BadRequest as exc:
+                    if flow.format_fallback is not None or not self.fall_back(call, request, exc):
+                        raise
+                    flow.fall_back(exc.message)
+                    request = self.next_request(flow, call, partials)
                 finally:
                     await items.aclose()
             yield (event := self.outcome(call, flow, reply, backoff.retries))

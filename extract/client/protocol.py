@@ -72,6 +72,7 @@ def steps(planner: Planner, text: str, schema: Any, options: CallOptions) -> Ste
     """
     call = planner.plan(text, schema, options)
     yield from facts(planner, call)
+    call = planner.fit(call)
     if call.chunk is not None and (parts_of := pieces(call, planner.context(call))) is not None:
         each: CallOptions = {**options, "chunk": None}
         parts: list[Extraction[Any]] = []
@@ -125,6 +126,7 @@ def learn_prior(
         return None
     call = planner.plan(documents[0], schema, options)
     yield from facts(planner, call)
+    call = planner.fit(call)
     key = planner.prior_key(call)
     if key is None:
         return None
@@ -144,7 +146,7 @@ def content_free(
     unusable one left out)."""
     replies: list[GenerateResult] = []
     for document in documents:
-        blank = planner.plan(document, call.schema, {**call.given, "chunk": None})
+        blank = planner.fit(planner.plan(document, call.schema, {**call.given, "chunk": None}))
         request = planner.flow(blank).request()
         request["stream"] = False
         try:

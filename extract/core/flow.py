@@ -55,6 +55,7 @@ class AttemptFlow:
         max_attempts: int,
         host: str,
         document: str | None = None,
+        format_fallback: str | None = None,
     ) -> None:
         if max_attempts < 1:
             raise ConfigError(f"max_attempts={max_attempts}: give at least 1")
@@ -69,6 +70,14 @@ class AttemptFlow:
         self.guard = StreamGuard()
         self._partial_text = ""
         self._prompt = request.get("prompt", "")
+        # Set when the server refused the schema as format and "json" is sent instead.
+        self.format_fallback = format_fallback
+
+    def fall_back(self, reason: str) -> None:
+        """Send format "json" from now on (the prompt is unchanged); ``reason`` is the server's
+        refusal of the schema, kept on every attempt that follows."""
+        self.base = {**self.base, "format": "json"}
+        self.format_fallback = reason
 
     @property
     def model(self) -> str:
@@ -131,7 +140,15 @@ class AttemptFlow:
                 error = exc
             else:
                 self.attempts.append(
-                    Attempt(number, raw, None, metrics, done_reason, transport_retries)
+                    Attempt(
+                        number,
+                        raw,
+                        None,
+                        metrics,
+                        done_reason,
+                        transport_retries,
+                        self.format_fallback,
+                    )
                 )
                 choices = score_choices(self.schema, raw, reply.logprobs)
                 return Extraction(
@@ -144,7 +161,15 @@ class AttemptFlow:
                     confidence={path: c.confidence for path, c in choices.items()},
                     choices=choices,
                 )
-        attempt = Attempt(number, raw, error, metrics or Metrics(), done_reason, transport_retries)
+        attempt = Attempt(
+            number,
+            raw,
+            error,
+            metrics or Metrics(),
+            done_reason,
+            transport_retries,
+            self.format_fallback,
+        )
         self.attempts.append(attempt)
         if number >= self.max_attempts:
             raise ExtractionFailed(

@@ -25,6 +25,7 @@ from collections.abc import Iterator, Mapping
 from typing import Any
 
 import pydantic
+from referencing.exceptions import Unresolvable
 
 from .schema_walk import Parts, SchemaIndex, json_path
 
@@ -71,7 +72,10 @@ def grounded_paths(index: SchemaIndex) -> tuple[Parts, ...]:
     (('name',), ('tags', '*'))
     """
     found: list[Parts] = []
-    _walk(index, index.root, index.resolver, (), (), found)
+    # Following every $ref along every path takes exponential time on large schemas
+    # (SchemaStore's renovate.json: minutes); most schemas mark nothing, so look first.
+    if any(KEYWORD in node for node, _, _ in index.walk(index.root, (), None)):
+        _walk(index, index.root, index.resolver, (), (), found)
     return tuple(dict.fromkeys(found))
 
 
@@ -82,16 +86,21 @@ def _walk(
     parts: Parts,
     stack: tuple[int, ...],
     found: list[Parts],
+    entered: bool = False,
 ) -> None:
     if not isinstance(node, Mapping) or id(node) in stack:
         return
     stack = (*stack, id(node))
-    resolver = index.enter(node, resolver)
+    resolver = resolver if entered else index.enter(node, resolver)
     if node.get(KEYWORD) is True:
         found.append(parts)
     if isinstance(node.get("$ref"), str):
-        target, target_resolver, _ = index.resolve(node["$ref"], resolver)
-        _walk(index, target, target_resolver, parts, stack, found)
+        try:
+            target, target_resolver, _ = index.resolve(node["$ref"], resolver)
+        except Unresolvable:  # checked in its lexical scope at load; not reachable from here
+            target = None
+        if target is not None:
+            _walk(index, target, target_resolver, parts, stack, found, entered=True)
     for keyword in ("allOf", "anyOf", "oneOf"):
         for branch in node.get(keyword) or ():
             _walk(index, branch, resolver, parts, stack, found)

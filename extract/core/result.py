@@ -24,6 +24,8 @@ class Attempt:
     metrics: Metrics = dataclasses.field(default_factory=Metrics)
     done_reason: str | None = None
     transport_retries: int = 0
+    # Why this attempt sent format "json" in place of the schema: the server's refusal.
+    format_fallback: str | None = None
 
     @property
     def ok(self) -> bool:
@@ -36,7 +38,14 @@ class Attempt:
             out["error"] = self.error.to_dict()
         if self.done_reason:
             out["done_reason"] = self.done_reason
+        if self.format_fallback:
+            out["format_fallback"] = self.format_fallback
         return out
+
+
+def format_fallback(attempts: Sequence[Attempt]) -> str | None:
+    """Why these attempts sent format "json" in place of the schema, or None when none did."""
+    return next((a.format_fallback for a in attempts if a.format_fallback), None)
 
 
 def total_usage(attempts: Sequence[Attempt]) -> Metrics:

@@ -8,7 +8,14 @@ A :class:`Schema` is checked once, when it is loaded, and then serves three purp
   Pydantic model when there is one), since the grammar is a helper, not a proof.
 
 The root need not be an object schema: ``{"type": "string", "enum": [...]}`` makes each reply a
-bare JSON string. Nothing here touches the network; ``$ref``s must point inside the schema.
+bare JSON string, and ``true`` (any JSON value) and ``false`` (none) are schemas too.
+
+What loads is what ``jsonschema`` takes: the schema passes its draft's metaschema (2020-12 when
+it declares none), and a subschema may declare another draft (mixed drafts). Two refusals are
+extract's own: a ``$schema`` naming no known draft (``jsonschema`` falls back to the latest
+draft with a warning that this will become an error) and draft 3; and a ``$ref`` to another
+document, since nothing here touches the network (the metaschemas, which ``jsonschema`` ships,
+are the exception). Every refusal is a SchemaError naming the JSON path and the rule.
 
 The ``format`` keyword is checked for the formats in :data:`CHECKED_FORMATS`, the same on every
 install (see ``extract/_formats.py``); any other format is an annotation and is not checked.
@@ -29,13 +36,14 @@ import jsonschema
 import pydantic
 from jsonschema.exceptions import best_match
 from jsonschema.protocols import Validator
+from referencing.exceptions import Unresolvable
 from referencing.jsonschema import UnknownDialect, specification_with
 
 from ..errors import ConfigError, SchemaError, SchemaMismatch
 from .formats import CHECKED_FORMATS, FORMAT_CHECKER
 from .grounding import Span, ground, grounded_paths
 from .schema_grammar import grammar_form
-from .schema_render import STYLES, Style, check_labels, placeholders, render
+from .schema_render import COMPACT_DEPTHS, STYLES, Style, check_labels, placeholders, render
 from .schema_walk import Parts, SchemaIndex, json_path
 
 __all__ = ["CHECKED_FORMATS", "Schema", "bundled_schemas"]
@@ -43,6 +51,7 @@ __all__ = ["CHECKED_FORMATS", "Schema", "bundled_schemas"]
 DEFAULT_DIALECT = "https://json-schema.org/draft/2020-12/schema"
 MAX_MESSAGE = 300  # characters of a validation message (they quote the offending value)
 CACHE_SIZE = 64  # schemas loaded from dicts and models, kept ready
+COMPACT_LEVELS = len(COMPACT_DEPTHS)  # compact renderings, each smaller than the last
 _BUNDLED_NAME = re.compile(r"[a-z0-9][a-z0-9_-]*")
 
 
@@ -186,11 +195,14 @@ class Schema:
             raise SchemaError("a schema must be a JSON object")
         try:
             cls = _validator_class(schema)
-            meta = cls(cls.META_SCHEMA, format_checker=FORMAT_CHECKER)
+            # As jsonschema's check_schema does: the metaschema's own formats (a pattern must
+            # be a regex Python compiles), checked as jsonschema checks them.
+            meta = cls(cls.META_SCHEMA, format_checker=cls.FORMAT_CHECKER)
             error = best_match(meta.iter_errors(schema))
             if error is not None:
                 raise SchemaError(
-                    f"not a valid JSON Schema: {_short(error.message)}",
+                    f"not a valid JSON Schema: {_short(error.message)} (the metaschema's"
+                    f" {error.validator!r} rule)",
                     path=json_path(tuple(error.absolute_path)),
                 )
             self._index = SchemaIndex(schema, schema.get("$schema", DEFAULT_DIALECT))
@@ -208,23 +220,34 @@ class Schema:
         self.description = description if isinstance(description, str) else None
         canonical = json.dumps(schema, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
         self.fingerprint = hashlib.sha256(canonical.encode("utf-8")).hexdigest()
-        self._renderings: dict[str, str] = {}
+        self._renderings: dict[tuple[str, int], str] = {}
         # Where the values to find in the document are (``x-grounded``): see core.grounding.
         self.grounded = grounded_paths(self._index)
 
     @classmethod
     def load(
-        cls, source: type[pydantic.BaseModel] | Mapping[str, Any] | str | os.PathLike[str] | Schema
+        cls,
+        source: type[pydantic.BaseModel]
+        | Mapping[str, Any]
+        | bool
+        | str
+        | os.PathLike[str]
+        | Schema,
     ) -> Schema:
-        """A Schema from a Pydantic model class, a dict, a bundled name, a path or JSON text.
+        """A Schema from a Pydantic model class, a dict, a boolean, a bundled name, a path or
+        JSON text.
 
         A string is a bundled name when ``schemas/<name>.json`` exists (see
         :func:`bundled_schemas`), JSON text when it starts with ``{``, else a file path.
+        ``True`` accepts any JSON value and ``False`` none, as in JSON Schema.
         Raises SchemaError for an unknown name, a missing or unreadable file, invalid JSON (with
-        line and column), or a schema that breaks its metaschema (with the keyword's JSON path).
+        line and column), a schema that breaks its metaschema (with the keyword's JSON path), or
+        a ``$ref`` that does not resolve inside the schema (naming it).
         """
         if isinstance(source, Schema):
             return source
+        if isinstance(source, bool):  # JSON Schema's boolean schemas, as the keyword forms
+            return _from_json(_dumps({} if source else {"not": {}}))
         if isinstance(source, type) and issubclass(source, pydantic.BaseModel):
             return _from_model(source)
         if isinstance(source, Mapping):
@@ -286,6 +309,12 @@ class Schema:
             error = best_match(self._validator.iter_errors(value))
         except RecursionError:
             raise SchemaMismatch("the value is nested too deeply to validate") from None
+        except Unresolvable as exc:  # jsonschema wraps it; a reference only some values reach
+            ref = getattr(getattr(exc, "_wrapped", exc), "ref", "")
+            raise SchemaError(
+                f"$ref {ref!r} does not resolve where this value reaches it (remote references"
+                " are never fetched; inline it under $defs)"
+            ) from None
         if error is not None:
             raise SchemaMismatch(_short(error.message), path=json_path(tuple(error.absolute_path)))
 
@@ -297,14 +326,18 @@ class Schema:
         dump = getattr(value, "model_dump", None)
         return ground(dump(mode="json") if callable(dump) else value, self.grounded, document)
 
-    def render(self, style: Style = "shape") -> str:
+    def render(self, style: Style = "shape", compact: int = 0) -> str:
         """The schema as shown to the model: ``"shape"`` (an example of the output, the
-        default) or ``"schema"`` (the compact JSON Schema). Raises ConfigError for other styles."""
+        default) or ``"schema"`` (the compact JSON Schema); ``compact`` 1 to
+        ``COMPACT_LEVELS`` for smaller renderings that say what they leave out (see
+        ``schema_render``). Raises ConfigError for other styles or levels."""
         if style not in STYLES:
             raise ConfigError(f"unknown rendering style {style!r}; use one of {', '.join(STYLES)}")
-        if style not in self._renderings:
-            self._renderings[style] = render(self._index, style)
-        return self._renderings[style]
+        if compact not in range(COMPACT_LEVELS + 1):
+            raise ConfigError(f"compact={compact!r}: use 0 to {COMPACT_LEVELS}")
+        if (style, compact) not in self._renderings:
+            self._renderings[style, compact] = render(self._index, style, compact)
+        return self._renderings[style, compact]
 
     @functools.cached_property
     def has_choices(self) -> bool:

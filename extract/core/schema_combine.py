@@ -20,6 +20,10 @@ ANY: dict[str, Any] = {"type": ["string", "number", "boolean", "object", "array"
 _DECIDING = ("type", "enum", "anyOf", "$ref")
 
 
+# Alternatives longer than this (characters of JSON) are compared by identity only.
+MAX_COMPARED = 4000
+
+
 class Never(Exception):
     """No value can match here (a ``false`` subschema, an empty enum, disjoint types)."""
 
@@ -163,9 +167,49 @@ def _name_required(form: dict[str, Any]) -> None:
         form["properties"] = {**properties, **missing}
 
 
+def larger_than(value: Any, limit: int) -> bool:
+    """Whether ``value``'s JSON text is longer than about ``limit`` characters.
+
+    Forms share parts (a part many references reach is one object), so their text can be
+    exponentially longer than the objects: this stops counting past the limit.
+
+    >>> larger_than({"type": "string"}, 10), larger_than({"type": "string"}, 100)
+    (True, False)
+    """
+    left = limit
+
+    def count(v: Any) -> None:
+        nonlocal left
+        if isinstance(v, dict):
+            left -= 2
+            for key, item in v.items():
+                left -= len(key) + 4
+                if left < 0:
+                    return
+                count(item)
+        elif isinstance(v, list):
+            left -= 2
+            for item in v:
+                if left < 0:
+                    return
+                count(item)
+        else:
+            left -= len(json.dumps(v))
+
+    count(value)
+    return left < 0
+
+
 def either(forms: list[dict[str, Any]]) -> dict[str, Any]:
     """A form admitting what any of ``forms`` admits; raises Never when there are none."""
-    unique = list({json_key(form): form for form in forms}.values())
+    # Equal alternatives are written once. A large form is told apart by identity only:
+    # its text can be exponentially long (see larger_than).
+    unique = list(
+        {
+            (str(id(form)) if larger_than(form, MAX_COMPARED) else json_key(form)): form
+            for form in forms
+        }.values()
+    )
     if not unique:
         raise Never
     if ANY in unique:

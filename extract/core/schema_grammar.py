@@ -3,22 +3,24 @@
 Ollama hands a ``format`` schema to llama.cpp's json-schema-to-grammar, which supports a subset
 of JSON Schema, silently ignores some keywords and rejects others (an unanchored ``pattern``, a
 schema it does not recognise). This module rewrites a schema into that subset: local ``$ref``s
-inlined (recursive ones kept under ``$defs``), Optional ``anyOf`` collapsed, ``const`` as
-``enum``, and every keyword the grammar cannot honour dropped, with a note saying so.
+inlined (recursive ones, and parts many references share, kept under ``$defs``), Optional
+``anyOf`` collapsed, ``const`` as ``enum``, and every keyword the grammar cannot honour dropped,
+with a note saying so. ``schema_spelling`` then writes the result in the form every converter
+reads alike (no list ``type`` beside other keywords, safe ``$defs`` names).
 
 Dropping a keyword only loosens the grammar, and the reply is validated against the original
 schema anyway: every value the schema accepts, the grammar can write. The one deliberate
 tightening is the converter's own: keys not named in ``properties`` are never generated unless
 ``additionalProperties`` is a schema (so a required key is always named there). Keywords are
 read as the schema's draft reads them (``$ref`` siblings before 2019-09, ``items`` arrays
-before 2020-12); where no faithful rewrite exists (dynamic references, conflicting ``allOf``
+before 2020-12), switching where a subschema declares another ``$schema``, as ``jsonschema``
+does; where no faithful rewrite exists (dynamic references, conflicting ``allOf``
 parts, blow-up from inlining) there is no grammar at all.
 """
 
 from __future__ import annotations
 
 import contextlib
-import re
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -39,6 +41,7 @@ from .schema_combine import (
     types_of,
 )
 from .schema_pattern import MAX_COUNT, grammar_pattern
+from .schema_spelling import Speller, def_name
 from .schema_walk import Parts, SchemaIndex, json_path
 
 if TYPE_CHECKING:
@@ -46,8 +49,8 @@ if TYPE_CHECKING:
 
 # Integer bounds the converter handles safely (it parses them as 64-bit integers).
 MAX_INT_BOUND = 2**53
-# Inlining references can grow a schema exponentially; past this many nodes, give up.
-MAX_NODES = 5000
+# Subschemas converted (a part many references share is converted once); past this, give up.
+MAX_NODES = 20000
 # The one format whose grammar writes every string jsonschema's check accepts: the grammar's
 # "time" wants 3 fraction digits and an offset; jsonschema takes a "uuid" ending in "}".
 DATE_FORMATS = frozenset({"date"})
@@ -71,7 +74,6 @@ _NOTES = {
     "contains": "contains is not enforced",
 }
 _BOUNDS = ("minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum")
-_DEF_NAME = re.compile(r"[^A-Za-z0-9_-]+")
 
 
 class _GiveUp(Exception):
@@ -88,22 +90,35 @@ def grammar_form(index: SchemaIndex) -> tuple[dict[str, Any] | None, list[str]]:
     """
     converter = _Converter(index)
     try:
-        form = converter.root()
+        form, defs = converter.root()
     except _GiveUp as exc:
         where = json_path(exc.parts)
         return None, [f"{where}: {exc.reason}; no grammar, so only JSON syntax is enforced"]
+    shared = {
+        id(f): converter.where[key] for key, f in converter.memo.items() if converter.uses[key] > 1
+    }
+    # A shared part that is also a recursive definition is referred to by that definition.
+    defined = {
+        id(converter.memo[key]): name
+        for key in converter.memo
+        if (name := converter.names.get(key[0])) is not None
+    }
+    speller = Speller(shared, defined, set(defs) | converter.reserved)
+    spelled = speller.spell(form, defs)
     # The form is what the server converts: add whatever its converter still leaves out.
-    return form, [*converter.notes, *unenforced_notes(form)]
+    return spelled, [*converter.notes, *unenforced_notes(spelled)]
+
+
+def _draft(schema: Any, default: type[Any]) -> type[Any]:
+    """The validator class ``jsonschema`` reads ``schema`` with (its own $schema, else default)."""
+    cls: type[Any] = jsonschema.validators.validator_for(schema, default=default)
+    return cls
 
 
 class _Converter:
     def __init__(self, index: SchemaIndex) -> None:
         self.index = index
-        draft = jsonschema.validators.validator_for(
-            index.root, default=jsonschema.Draft202012Validator
-        )
-        self.keywords = frozenset(draft.VALIDATORS)  # what this draft's validator reads
-        self.ref_alone = draft in _REF_ALONE
+        self.draft = _draft(index.root, jsonschema.Draft202012Validator)
         # A format stays in the grammar only where replies are checked for it too (every draft:
         # extract checks one fixed set of formats).
         self.formats = DATE_FORMATS & set(CHECKED_FORMATS)
@@ -111,11 +126,19 @@ class _Converter:
         self.nodes = 0
         self.names: dict[int, str] = {}  # id(recursive target) -> its name under $defs
         self.targets: dict[str, tuple[Mapping[str, Any], Scope, Parts]] = {}
+        # A reference's target is converted once per draft; shared ones go under $defs.
+        self.memo: dict[tuple[int, type[Any]], dict[str, Any]] = {}
+        self.uses: dict[tuple[int, type[Any]], int] = {}
+        self.where: dict[tuple[int, type[Any]], str] = {}
+        # Rule names the converters give the root's properties: no $defs name may take one.
+        properties = index.root.get("properties")
+        self.reserved = set(properties) if isinstance(properties, Mapping) else set()
 
     def note(self, parts: Parts, message: str) -> None:
         self.notes[f"{json_path(parts)}: {message}"] = None
 
-    def root(self) -> dict[str, Any]:
+    def root(self) -> tuple[dict[str, Any], dict[str, dict[str, Any]]]:
+        """The root's form, and the recursive definitions it refers to by name."""
         root = self.index.root
         try:
             out = self.convert(root, self.index.resolver, (), (id(root),))
@@ -126,10 +149,10 @@ class _Converter:
             for name in todo:
                 target, resolver, parts = self.targets[name]
                 try:
-                    defs[name] = self.convert(target, resolver, parts, (id(target),))
+                    defs[name] = self.convert(target, resolver, parts, (id(target),), True)
                 except Never:
                     raise _GiveUp("a recursive definition matches nothing", parts) from None
-        return {**out, "$defs": dict(sorted(defs.items()))} if defs else out
+        return out, defs
 
     def sub(
         self, node: Any, resolver: Scope, parts: Parts, stack: tuple[int, ...]
@@ -142,12 +165,29 @@ class _Converter:
         return self.convert(node, resolver, parts, stack)
 
     def convert(
-        self, node: Mapping[str, Any], resolver: Scope, parts: Parts, stack: tuple[int, ...]
+        self,
+        node: Mapping[str, Any],
+        resolver: Scope,
+        parts: Parts,
+        stack: tuple[int, ...],
+        entered: bool = False,
     ) -> dict[str, Any]:
+        """``node`` in grammar-safe form; ``entered`` when ``resolver`` is already its scope
+        (a reference's target)."""
         self.nodes += 1
         if self.nodes > MAX_NODES:
             raise _GiveUp(f"more than {MAX_NODES} subschemas after inlining $refs", parts)
-        resolver = self.index.enter(node, resolver)
+        resolver = resolver if entered else self.index.enter(node, resolver)
+        outer = self.draft
+        self.draft = _draft(node, outer)  # a nested $schema switches the draft, as jsonschema does
+        try:
+            return self.converted(node, resolver, parts, stack)
+        finally:
+            self.draft = outer
+
+    def converted(
+        self, node: Mapping[str, Any], resolver: Scope, parts: Parts, stack: tuple[int, ...]
+    ) -> dict[str, Any]:
         node = self.applicable(node)
         for keyword in ("$dynamicRef", "$recursiveRef"):
             if keyword in node:
@@ -155,6 +195,8 @@ class _Converter:
         forms = [self.own(node, resolver, parts, stack)]
         if isinstance(node.get("$ref"), str):
             forms.append(self.ref(node["$ref"], resolver, parts, stack))
+            if forms[0] == {} and not any(k in node for k in ("allOf", "anyOf", "oneOf")):
+                return forms[1]  # the target's own form, so that a shared one stays shared
         for i, branch in enumerate(node.get("allOf") or ()):
             forms.append(self.sub(branch, resolver, (*parts, "allOf", i), stack))
         merged = self.merged(forms, parts)
@@ -170,9 +212,9 @@ class _Converter:
 
     def applicable(self, node: Mapping[str, Any]) -> Mapping[str, Any]:
         """The keywords of ``node`` that its draft's validator reads (it ignores the rest)."""
-        if self.ref_alone and "$ref" in node:
+        if self.draft in _REF_ALONE and "$ref" in node:
             return {"$ref": node["$ref"]}
-        return {key: value for key, value in node.items() if key in self.keywords}
+        return {key: value for key, value in node.items() if key in self.draft.VALIDATORS}
 
     def merged(self, forms: list[dict[str, Any]], parts: Parts) -> dict[str, Any]:
         try:
@@ -189,23 +231,27 @@ class _Converter:
             raise _GiveUp(f"$ref {ref!r} cannot be resolved here", (*parts, "$ref")) from None
         if isinstance(target, bool):
             return self.sub(target, target_resolver, (*parts, "$ref"), stack)
-        if where is None:
+        if not isinstance(target, Mapping):
             raise _GiveUp(f"$ref {ref!r} does not point at a subschema", (*parts, "$ref"))
+        # A target under no keyword (a $defs entry grouping others, a metaschema) is noted
+        # at the reference.
+        where = (*parts, "$ref") if where is None else where
         if id(target) in stack:
             return {"$ref": f"#/$defs/{self.name(target, target_resolver, where)}"}
-        return self.convert(target, target_resolver, where, (*stack, id(target)))
+        key = (id(target), _draft(target, self.draft))
+        if key not in self.memo:
+            converted = self.convert(target, target_resolver, where, (*stack, id(target)), True)
+            self.memo[key], self.uses[key] = converted, 0
+            self.where[key] = str(where[-1]) if where else "schema"
+        self.uses[key] += 1
+        return self.memo[key]
 
     def name(self, target: Mapping[str, Any], resolver: Scope, where: Parts) -> str:
-        """The ``$defs`` name a recursive target gets in the grammar form.
-
-        The converter splits pointers on ``/`` without unescaping, so names stay plain.
-        """
+        """The ``$defs`` name a recursive target gets in the grammar form (see
+        ``schema_spelling.def_name``)."""
         if id(target) not in self.names:
-            base = _DEF_NAME.sub("-", str(where[-1])).strip("-") if where else ""
-            base = base or "schema"
-            name, n = base, 2
-            while name in self.targets:
-                name, n = f"{base}-{n}", n + 1
+            base = str(where[-1]) if where else "schema"
+            name = def_name(base, lambda n: n in self.targets or n in self.reserved)
             self.names[id(target)] = name
             self.targets[name] = (target, resolver, where)
         return self.names[id(target)]
@@ -244,6 +290,15 @@ class _Converter:
             out["enum"] = [node["const"]]
         elif isinstance(node.get("enum"), list):
             out["enum"] = list(node["enum"])
+        if "enum" in out and _holds_ref_key(out["enum"]):
+            # A converter reads any object with a "$ref" key as a reference, values included.
+            self.note(
+                (*parts, "const" if "const" in node else "enum"),
+                'an option holding a "$ref" key is not enforced (only its type is)',
+            )
+            kinds = list(dict.fromkeys(_json_type(v) for v in out.pop("enum")))
+            out["type"] = kinds[0] if len(kinds) == 1 else kinds
+            return out
         if "enum" in out:
             return out  # the values say everything the grammar needs
         self.objects(node, resolver, parts, stack, out)
@@ -261,6 +316,12 @@ class _Converter:
         out: dict[str, Any],
     ) -> None:
         required = [r for r in node.get("required") or () if isinstance(r, str)]
+        if isinstance(node.get("properties"), Mapping) and "$ref" in node["properties"]:
+            self.note(
+                (*parts, "properties", "$ref"),
+                "a property named $ref cannot be named in a grammar (converters read it as a"
+                " reference): its key is not enforced, other keys may take its place",
+            )
         if isinstance(node.get("properties"), Mapping):
             properties: dict[str, Any] = {}
             for name, sub in node["properties"].items():
@@ -388,3 +449,22 @@ class _Converter:
                 self.note((*parts, key), "an integer bound this large is not enforced")
             elif value is not None:
                 out[key] = value
+
+
+def _holds_ref_key(value: Any) -> bool:
+    """Whether a JSON value holds an object with a ``"$ref"`` key, at any depth."""
+    if isinstance(value, dict):
+        return "$ref" in value or any(_holds_ref_key(v) for v in value.values())
+    return isinstance(value, list) and any(_holds_ref_key(v) for v in value)
+
+
+def _json_type(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, int | float):
+        return "number"
+    if isinstance(value, str):
+        return "string"
+    return "array" if isinstance(value, list) else "object"

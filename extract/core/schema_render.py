@@ -23,6 +23,12 @@ Option meanings come from either of two forms: ``oneOf``/``anyOf`` alternatives 
 ``"enum": [...]`` beside ``"x-labels": {"<option>": "<meaning>"}`` (a string option is its own
 key; any other option is keyed by its JSON, as in ``"true"`` or ``"null"``). The second keeps
 the grammar a plain enum.
+
+When a schema's rendering would not fit the model's context, a compact one is used (``compact``
+1 to 3, each smaller): a part reached through several references is shown once, then as
+``<same as KEY>``; descriptions are shortened and only option meanings stay in "Where:";
+the required keys are listed in place of the optional ones; the deeper levels cut nesting
+further. A last line says what was left out.
 """
 
 from __future__ import annotations
@@ -48,6 +54,20 @@ MAX_HINT = 60  # characters of a description used as a placeholder
 MAX_NOTE = 400  # characters of one description in the "Where:" block
 LABELS = "x-labels"  # {"<option>": "<what it means>"} beside an enum
 MAX_DEPTH = 8  # nesting shown before "<...>"
+# The compact renderings, smallest last: nesting shown at each level.
+COMPACT_DEPTHS = (MAX_DEPTH, 4, 2)
+COMPACT_HINT = 30  # characters of a description in a compact placeholder
+COMPACT_NOTE = 60  # characters of an option's meaning in a compact "Where:" block
+_ANNOTATIONS = ("description", "title", "examples", "$comment", "default")
+_COMPOUND = (
+    "properties",
+    "items",
+    "prefixItems",
+    "anyOf",
+    "oneOf",
+    "allOf",
+    "additionalProperties",
+)
 _FORMAT_NAMES = {
     "email": "email address",
     "uri": "URL",
@@ -61,17 +81,38 @@ _PLACEHOLDER = re.compile(r"<[^<>\n]+>")
 _BARE = re.compile(r"[A-Za-z_][\w\-./ ]*(?<! )")  # a string option shown without quotes
 
 
-def render(index: SchemaIndex, style: Style) -> str:
-    """The schema as prompt text: its output shape, or the compact JSON Schema itself."""
+def render(index: SchemaIndex, style: Style, compact: int = 0) -> str:
+    """The schema as prompt text: its output shape, or the compact JSON Schema itself;
+    ``compact`` 1 to 3 for the smaller renderings (see the module docstring)."""
     if style == "schema":
-        return json.dumps(index.root, ensure_ascii=False, separators=(",", ":"))
-    shape = _Shape(index)
+        if not compact:
+            return json.dumps(index.root, ensure_ascii=False, separators=(",", ":"))
+        # Level 2 on also drops extension keywords ("x-..."), which validators ignore.
+        bare = index.without(_ANNOTATIONS, extensions=compact > 1)
+        left_out = "Descriptions, titles, examples, defaults" + (
+            " and x- keywords" if compact > 1 else ""
+        )
+        return (
+            json.dumps(bare, ensure_ascii=False, separators=(",", ":"))
+            + f"\n({left_out} are left out, to fit the context.)"
+        )
+    shape = _Shape(index, compact)
     text = shape.render(index.root, index.resolver, (), "", None)
-    if shape.optional:
+    if compact and shape.required:
+        text += "\nRequired keys: " + ", ".join(dict.fromkeys(shape.required))
+    elif compact and shape.optional:
+        text += "\nEvery key is optional."
+    elif shape.optional:
         text += "\nOptional keys: " + ", ".join(dict.fromkeys(shape.optional))
     if shape.notes:
         lines = (f"{key}: {note}" if key else note for key, note in shape.notes.items())
         text += "\nWhere:\n" + "\n".join(lines)
+    if compact:
+        cut = f"; nesting past {shape.depth} levels is shown as <...>" if compact > 1 else ""
+        text += (
+            "\n(A compact form, to fit the context: a part used in several places is shown"
+            f" once, then as <same as ...>; descriptions are shortened{cut}.)"
+        )
     return text
 
 
@@ -187,23 +228,34 @@ def _hint(text: Any) -> str | None:
 
 
 class _Shape:
-    def __init__(self, index: SchemaIndex) -> None:
+    def __init__(self, index: SchemaIndex, compact: int = 0) -> None:
         self.index = index
+        self.compact = compact
+        self.depth = COMPACT_DEPTHS[compact - 1] if compact else MAX_DEPTH
         self.optional: list[str] = []
+        self.required: list[str] = []
         self.notes: dict[str, str] = {}  # dotted key -> its line in the "Where:" block
+        self.shown: dict[int, str] = {}  # id(reference target) -> where it was shown
 
     def render(
-        self, node: Any, resolver: Scope, stack: tuple[int, ...], key: str, hint: str | None
+        self,
+        node: Any,
+        resolver: Scope,
+        stack: tuple[int, ...],
+        key: str,
+        hint: str | None,
+        entered: bool = False,
     ) -> str:
         """``node`` as an example value; ``key`` is its dotted location for the optional list,
-        ``hint`` the description that applies (the referring context's, else its own)."""
+        ``hint`` the description that applies (the referring context's, else its own);
+        ``entered`` when ``resolver`` is already the node's scope (a reference's target)."""
         if not isinstance(node, Mapping):
             return (
                 "<nothing>" if node is False else f"<{self.short(hint, key) or 'any JSON value'}>"
             )
-        if len(stack) > MAX_DEPTH:
+        if len(stack) > self.depth:
             return "<...>"
-        resolver = self.index.enter(node, resolver)
+        resolver = resolver if entered else self.index.enter(node, resolver)
         hint = hint or _clean(node.get("description"))  # the referring context knows best
         if isinstance(node.get("$ref"), str):
             return self.ref(node, resolver, stack, key, hint)
@@ -231,14 +283,20 @@ class _Shape:
         """``hint`` fit for a placeholder; one cut short is noted in full under the shape."""
         if hint is None:
             return None
+        if self.compact:
+            short = _hint(hint)
+            return _cut(short, COMPACT_HINT) if short else None
         if len(hint) > MAX_HINT:
             self.describe(key, hint)
         return _hint(hint)
 
     def describe(self, key: str, hint: str | None, labels: Sequence[tuple[Any, str]] = ()) -> None:
         """Note a field's description and its options' meanings for the "Where:" block."""
-        said = [_cut(hint, MAX_NOTE)] if hint else []
-        said += [f"{_option(v)} = {_cut(t, MAX_NOTE)}" for v, t in labels]
+        if self.compact:  # only what the options mean, in short
+            said = [f"{_option(v)} = {_cut(t, COMPACT_NOTE)}" for v, t in labels]
+        else:
+            said = [_cut(hint, MAX_NOTE)] if hint else []
+            said += [f"{_option(v)} = {_cut(t, MAX_NOTE)}" for v, t in labels]
         if said:
             self.notes.setdefault(key, "; ".join(said))
 
@@ -265,7 +323,11 @@ class _Shape:
             title = target.get("title") if isinstance(target, Mapping) else None
             name = title if isinstance(title, str) else str(where[-1]) if where else "schema"
             return f"<{_hint(name) or 'schema'}>"
-        return self.render(target, target_resolver, (*stack, id(target)), key, hint)
+        if self.compact and isinstance(target, Mapping) and any(k in target for k in _COMPOUND):
+            if id(target) in self.shown:
+                return f"<same as {_hint(self.shown[id(target)]) or 'the whole'}>"
+            self.shown[id(target)] = key
+        return self.render(target, target_resolver, (*stack, id(target)), key, hint, True)
 
     def merged(self, node: Mapping[str, Any], resolver: Scope) -> Mapping[str, Any]:
         """The node with its ``allOf`` parts folded in (properties and required combined)."""
@@ -352,6 +414,8 @@ class _Shape:
                 where = f"{key}.{name}" if key else name
                 if name not in required:
                     self.optional.append(where)
+                else:
+                    self.required.append(where)
                 value = self.render(sub, resolver, stack, where, None)
                 fields.append(f"{json.dumps(name, ensure_ascii=False)}: {value}")
             return "{" + ", ".join(fields) + "}"

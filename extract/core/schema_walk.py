@@ -2,8 +2,11 @@
 
 Shared by the metaschema check, the grammar converter and the prompt rendering, so that all
 three agree on scopes (``$id``) and on what a reference means. Nothing here ever fetches a
-remote document: the registry knows this one document and nothing else, not even the
-metaschemas, so a ``$ref`` must point inside the schema.
+remote document: the registry knows this one document and the JSON Schema metaschemas that
+``jsonschema`` ships, so any other ``$ref`` must point inside the schema.
+
+A subschema may declare its own ``$schema`` (mixed drafts), as ``jsonschema`` allows: its
+identifiers (``id`` before draft 6, ``$id`` since) are read as that draft reads them.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 import referencing
 import referencing.jsonschema
+from jsonschema_specifications import REGISTRY as METASCHEMAS  # type: ignore[import-untyped]
 from referencing.exceptions import PointerToNowhere, Unresolvable
 
 from ..errors import SchemaError
@@ -87,24 +91,14 @@ class SchemaIndex:
         self.specification = referencing.jsonschema.specification_with(
             dialect, default=referencing.jsonschema.DRAFT202012
         )
-        for node, parts, _ in self.walk(root, (), None):
-            # Mixed dialects are not supported: a nested $schema must repeat the root's, and
-            # only on an embedded resource (with an id), as the specification requires.
-            if (
-                parts
-                and "$schema" in node
-                and (
-                    node["$schema"] != dialect
-                    or not isinstance(self.specification.id_of(node), str)
-                )
-            ):
-                raise SchemaError(
-                    "a nested $schema must equal the root's and sit beside an $id",
-                    path=json_path((*parts, "$schema")),
-                )
         resource = self.specification.create_resource(root)
-        # A fresh Registry retrieves nothing: any URI it was not given is unresolvable.
-        self.registry = referencing.Registry().with_resource(resource.id() or "", resource).crawl()
+        try:
+            # The metaschemas come with jsonschema; any other URI it was not given is
+            # unresolvable (this registry retrieves nothing).
+            self.registry = METASCHEMAS.with_resource(resource.id() or "", resource).crawl()
+        except (TypeError, AttributeError, ValueError) as exc:
+            # referencing reads ids as strings: a draft-4 ``id`` holding a number fails here.
+            raise SchemaError(f"an identifier (id or $id) is not a URI string: {exc}") from None
         self.resolver = self.registry.resolver(base_uri=resource.id() or "")
         self._locations: dict[int, Parts] = {}
         for node, parts, resolver in self.walk(root, (), self.resolver):
@@ -117,7 +111,7 @@ class SchemaIndex:
     def _check(self, ref: str, resolver: Scope, parts: Parts) -> None:
         try:
             resolver.lookup(ref)
-        except PointerToNowhere:
+        except (PointerToNowhere, ValueError):  # ValueError: a non-number step into an array
             raise SchemaError(
                 f"$ref {ref!r} points to nothing in this schema", path=json_path(parts)
             ) from None
@@ -152,16 +146,50 @@ class SchemaIndex:
                 for name, sub in node[keyword].items():
                     yield from self.walk(sub, (*parts, keyword, name), resolver)
 
+    def without(self, keywords: tuple[str, ...], *, extensions: bool = False) -> Any:
+        """A copy of the schema with ``keywords`` (and with ``extensions``, every ``x-...``
+        keyword) removed from every subschema; a property bearing such a name is kept."""
+        subschemas = {id(node) for node, _, _ in self.walk(self.root, (), None)}
+
+        def dropped(key: str) -> bool:
+            return key in keywords or (extensions and key.startswith("x-"))
+
+        def copy(value: Any) -> Any:
+            if isinstance(value, Mapping):
+                here = id(value) in subschemas
+                return {k: copy(v) for k, v in value.items() if not (here and dropped(k))}
+            if isinstance(value, list):
+                return [copy(v) for v in value]
+            return value
+
+        return copy(self.root)
+
     def enter(self, node: Mapping[str, Any], resolver: Scope) -> Scope:
-        """The scope inside ``node``: a new base URI when it declares an ``$id``."""
-        if isinstance(self.specification.id_of(node), str):
-            return resolver.in_subresource(self.specification.create_resource(node))
+        """The scope inside ``node``: a new base URI when it declares an ``$id``.
+
+        Call it once per node reached by walking down; a node reached through
+        :meth:`resolve` comes with its scope already entered.
+        """
+        specification = self.specification
+        dialect = node.get("$schema")
+        if isinstance(dialect, str):  # a subschema of another draft reads its own id keyword
+            specification = referencing.jsonschema.specification_with(
+                dialect, default=specification
+            )
+        if isinstance(specification.id_of(node), str):
+            return resolver.in_subresource(specification.create_resource(node))
         return resolver
 
     def resolve(self, ref: str, resolver: Scope) -> tuple[Any, Scope, Parts | None]:
         """Follow a reference checked at construction: (target, its scope, its location).
 
-        The location is None when the target is not a subschema (say, a pointer into an enum).
+        The scope is the one inside the target (do not :meth:`enter` it again). The location
+        is None when the target is not a subschema (say, a pointer into an enum, or a
+        metaschema). Raises ``referencing.exceptions.Unresolvable`` for a reference that does
+        not resolve from this scope (one checked in another).
         """
-        resolved = resolver.lookup(ref)
+        try:
+            resolved = resolver.lookup(ref)
+        except ValueError:  # a non-number step into an array
+            raise Unresolvable(ref=ref) from None
         return resolved.contents, resolved.resolver, self._locations.get(id(resolved.contents))
