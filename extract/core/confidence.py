@@ -37,6 +37,11 @@ from .schema import Schema
 from .schema_walk import Parts, json_path
 from .wire import TokenLogprob
 
+# The version of how confidences are computed here and calibrated (``calibration``). A
+# threshold set on confidences of one version means nothing for another: bump it whenever a
+# change moves the numbers, so labeling configs tuned before it are refused.
+SCORING_VERSION = 1
+
 _WS = " \t\n\r"
 _AFTER_VALUE = ("", ",", "}", "]")
 
