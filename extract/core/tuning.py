@@ -53,7 +53,7 @@ def calibration_split(
     Raises ValueError for a fraction outside [0, 1).
 
     >>> calibration_split(list(range(10)), {}, 0.4)[1]
-    [1, 3, 5, 6]
+    [1, 5, 7, 8]
     """
     if not 0 <= fraction < 1:
         raise ValueError(f"the calibration fraction must be in [0, 1), not {fraction}")
@@ -85,7 +85,7 @@ def draw_examples(pool: Sequence[K], strata: Mapping[K, str], k: int, *, seed: i
     stratum shuffled by ``seed``: a balanced set of worked examples.
 
     >>> draw_examples(["a1", "a2", "b1"], {"a1": "a", "a2": "a", "b1": "b"}, 2)
-    ['a2', 'b1']
+    ['a1', 'b1']
     """
     groups = _by_stratum(sorted(pool, key=str), strata, seed)
     drawn: list[K] = []
@@ -119,7 +119,7 @@ def round_sizes(records: int, candidates: int, *, smallest: int = MIN_ROUND_RECO
     up to all ``records``, one round per halving of ``candidates`` (down to two).
 
     >>> round_sizes(120, 16), round_sizes(120, 2), round_sizes(30, 16)
-    ([15, 30, 60, 120], [120], [20, 30])
+    ([20, 30, 60, 120], [120], [20, 30])
     """
     rounds = max(1, math.ceil(math.log2(max(candidates, 1))))
     sizes = [
