@@ -262,6 +262,18 @@ class Tuner:
             options["examples"] = shots
         return options
 
+    def planned_calls(self) -> int:
+        """About how many model calls the search makes on an empty cache, at most: every
+        record labeled once per candidate that reaches its round, one attempt each, and every
+        candidate's priors (one session per fold when it has examples)."""
+        sizes = tuning.round_sizes(len(self.order), len(self.candidates))
+        records = tuning.planned_records(sizes, len(self.candidates))
+        mean_samples = sum(c.samples for c in self.candidates) / len(self.candidates)
+        priors = sum(
+            self._prior_calls(c) * (self.n_folds if c.shots else 1) for c in self.candidates
+        )
+        return round(records * mean_samples) + priors
+
     def prompt_chars(self, candidate: Candidate) -> float:
         """The prompt's length without the document, times the samples: the static cost by
         which ties are broken (measured seconds vary from run to run, and are 0 when cached)."""

@@ -197,7 +197,8 @@ def tune_command(
             echo(
                 f"{len(gold_set.texts)} gold records: {len(tuner.calibration)} held out for"
                 f" calibration ({calibration_share:.0%}), {len(tuner.tuning)} to tune on in"
-                f" {folds} folds; {len(tuner.candidates)} candidates"
+                f" {folds} folds; {len(tuner.candidates)} candidates, about"
+                f" {tuner.planned_calls()} model calls at most on an empty cache"
             )
             report = asyncio.run(tuner.run())
         finally:

@@ -133,6 +133,22 @@ def round_sizes(records: int, candidates: int, *, smallest: int = MIN_ROUND_RECO
     return kept
 
 
+def planned_records(sizes: Sequence[int], candidates: int) -> int:
+    """How many records successive halving labels at most (each record once per candidate,
+    later rounds reusing the earlier ones'), when the default is kept besides the better half.
+
+    >>> planned_records([20, 30, 60, 120], 16)
+    830
+    """
+    total, alive, done = 0, candidates, 0
+    for size in sizes:
+        total += alive * (size - done)
+        done = size
+        kept = max(2, math.ceil(alive / 2))
+        alive = min(alive, kept + 1)
+    return total
+
+
 @dataclasses.dataclass(frozen=True, slots=True)
 class Scored:
     """A candidate's results on the records scored so far: ``right`` per record key."""
