@@ -1,6 +1,7 @@
 """Tuned against default, on records the tuning never saw.
 
-    python -m bench.tune [--gold 120] [--held-out 150] [--seed 0] [--shots 0,2,4,8] [--out DIR]
+    python -m bench.tune [--gold 120] [--held-out 150] [--seed 0] [--shots 0,2,4,8]
+                         [--budget CALLS] [--out DIR]
 
 ``--gold`` tweets of the bench corpus (``bench/corpus.py``: airline tweets, half positive, half
 negative) are the gold ``extract tune`` is given, with its default search (renderings shape and
@@ -72,6 +73,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--held-out", type=int, default=150)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--shots", default="0,2,4,8")
+    parser.add_argument("--budget", type=int, default=None, help="tune's --budget")
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args(argv)
     gold_items = corpus.load(args.gold, seed=args.seed)
@@ -93,6 +95,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             space=Space(shots=shots),
             cache=cache,
             seed=args.seed,
+            budget=args.budget,
             options={"options": ZERO},
             progress=lambda line: print(line, file=sys.stderr, flush=True),
         )
