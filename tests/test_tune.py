@@ -320,3 +320,15 @@ def test_cli_tune_refuses_bad_flags(tmp_path: Path, flag: str, value: str, messa
     result = CliRunner().invoke(main, [*args, "-o", str(tmp_path / "t.json"), flag, value])
     assert result.exit_code == 2
     assert message in result.output
+
+
+def test_gold_that_is_no_whole_value_tries_no_examples(server: Scripted) -> None:
+    partial = {
+        "type": "object",
+        "properties": {"sentiment": {"enum": ["positive", "negative"]}, "why": {"type": "string"}},
+        "required": ["sentiment", "why"],
+    }
+    said: list[str] = []
+    tuner = Tuner(gold_set(), partial, model="tiny", hosts=[server.url], progress=said.append)
+    assert {c.shots for c in tuner.candidates} == {0}
+    assert any("no worked examples" in line for line in said)

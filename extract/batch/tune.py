@@ -229,6 +229,12 @@ class Tuner:
         self.n_folds = folds
         # Examples must be whole values the schema accepts (gold may hold only some fields).
         self.usable = [k for k in self.tuning if _valid(self.schema, gold.values[k])]
+        if not self.usable and any(c.shots for c in self.candidates):
+            # k=2 without examples to draw would be k=0 again, scored twice.
+            self.progress(
+                "no gold value is a whole value of the schema, so no worked examples are tried"
+            )
+            self.candidates = [c for c in self.candidates if c.shots == 0]
         self.order = tuning.draw_examples(self.tuning, gold.strata, len(self.tuning), seed=seed)
         self.calls = 0
         self._sessions: dict[tuple[Candidate, int | None], Labeling] = {}
