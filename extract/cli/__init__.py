@@ -19,6 +19,7 @@ from .one import one
 from .review import review
 from .schemas import schemas
 from .serve import serve
+from .tune import tune_command
 
 
 @click.group(cls=ExtractGroup)
@@ -35,3 +36,4 @@ main.add_command(one)
 main.add_command(review)
 main.add_command(schemas)
 main.add_command(serve)
+main.add_command(tune_command)
