@@ -52,7 +52,9 @@ class Record:
     Extraction's (see ``extract.Extraction``). ``confidence`` maps each scored field's JSON
     path to the probability of its value, ``scores`` each scored choice field's path to the
     probability of every option (see ``extract.batch.scores``); a record from the cache
-    carries what the record that filled the cache did.
+    carries what the record that filled the cache did. Under a cascade (``extract.batch.
+    cascade``), ``tier`` is the 1-based tier that gave the record and ``accepted`` whether a
+    tier's threshold accepted it; otherwise both are None.
     """
 
     id: Any
@@ -69,6 +71,8 @@ class Record:
     confidence: Mapping[str, float] = dataclasses.field(default_factory=dict)
     samples: int = 1
     scores: Mapping[str, Mapping[str, float]] = dataclasses.field(default_factory=dict)
+    tier: int | None = None
+    accepted: bool | None = None
 
     @property
     def min_confidence(self) -> float | None:
@@ -80,7 +84,8 @@ class Record:
         "cached"}``, plus ``"chunks"`` for a document read in pieces, ``"spans"`` where
         grounded values were found, ``"confidence"`` per choice field (per field, as
         ``"agreement"`` too, with ``"samples"``), the record's ``"min_confidence"`` and
-        ``"scores"``, each choice field's probability per option."""
+        ``"scores"``, each choice field's probability per option; under a cascade ``"tier"`` and
+        ``"accepted"``, with ``"review": true`` when no tier accepted the record."""
         out: dict[str, Any] = {"id": self.id, "line": self.line, "ok": self.ok}
         if self.ok:
             dump = getattr(self.value, "model_dump", None)
@@ -101,6 +106,12 @@ class Record:
             # With samples, the confidence is the share of samples that agreed.
             out["samples"] = self.samples
             out["agreement"] = out.get("confidence", {})
+        if self.tier is not None:
+            out["tier"] = self.tier
+        if self.accepted is not None:
+            out["accepted"] = self.accepted
+            if not self.accepted:
+                out["review"] = True
         return out
 
 

@@ -16,6 +16,7 @@ from typing import IO
 import click
 
 from ..batch.cache import Cache
+from ..batch.cascade import Tier, check_thresholds, parse_tier
 from ..batch.ids import Pending, Written
 from ..batch.progress import Progress, Tally
 from ..batch.records import Document, OutputFile, count_lines, open_csv, read_csv, read_jsonl
@@ -25,6 +26,7 @@ from ..batch.sidecar import sidecar_path, write_sidecar
 from ..batch.tables import export, read_parquet
 from ..client.calls import CallOptions
 from ..client.extractor import Extractor
+from ..errors import ConfigError
 from .common import (
     EXIT_TERMINATED,
     Terminated,
@@ -32,6 +34,7 @@ from .common import (
     call_options,
     local_server,
     model_options,
+    read_examples,
     sigterm_interrupts,
 )
 
@@ -97,6 +100,22 @@ EXIT_INTERRUPTED = 130
     help="Calibrate choices against the N/A document only (as `extract one` does), not against "
     "documents of random words from INPUT.",
 )
+@click.option(
+    "--escalate",
+    "escalate_specs",
+    multiple=True,
+    metavar="SPEC",
+    help="A further tier of a cascade, as key=value pairs: model=, host= (repeatable), "
+    "samples=, temperature=, examples=FILE. Records the tier before does not accept are "
+    "labeled again by it. Repeat for more tiers; needs --thresholds.",
+)
+@click.option(
+    "--thresholds",
+    "thresholds_text",
+    metavar="T1,T2,...",
+    help="With --escalate: each tier's confidence threshold, the first tier's first (as "
+    "`extract eval --cascade --target-accuracy` chooses them on gold).",
+)
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar and no summary.")
 def label(
     input_path: str,
@@ -118,6 +137,8 @@ def label(
     min_confidence: float | None,
     export_path: Path | None,
     no_domain_prior: bool,
+    escalate_specs: tuple[str, ...],
+    thresholds_text: str | None,
     quiet: bool,
 ) -> None:
     """Label each record of INPUT (JSONL or CSV; - reads JSONL from stdin) into OUTPUT.
@@ -144,6 +165,7 @@ def label(
     if source is not None and source.resolve() == output.resolve():
         raise click.UsageError("OUTPUT must be another file than INPUT")
     kind = _input_kind(source, input_format)
+    tiers, thresholds = _cascade(escalate_specs, thresholds_text)
     stream, docs = _open_input(source, kind, id_field, text_field)
     if show_prompt:
         with stream, local_server(local, hosts, model) as (urls, chosen):
@@ -193,6 +215,8 @@ def label(
                             cache=cache,
                             domain_prior=domain_prior,
                             tally=tally,
+                            tiers=tiers,
+                            thresholds=thresholds,
                         )
                     )
                 finally:
@@ -239,6 +263,8 @@ async def _label_all(
     cache: Cache | None,
     domain_prior: bool | list[str],
     tally: Tally,
+    tiers: list[Tier],
+    thresholds: list[float] | None,
 ) -> None:
     session = Labeling(
         schema,
@@ -247,6 +273,8 @@ async def _label_all(
         concurrency=concurrency,
         cache=cache,
         domain_prior=domain_prior,
+        escalate=tiers,
+        thresholds=thresholds,
         **call,
     )
     write_sidecar(sink.path, session.schema, session.model)
@@ -261,13 +289,37 @@ async def _label_all(
             # An ok record that should carry confidence but does not cannot be shown to clear
             # the bar: it is counted, and marked for review under --min-confidence.
             unscored = record.ok and least is None and session.wants_confidence
-            review = min_confidence is not None and (
-                unscored or (least is not None and least < min_confidence)
+            review = record.accepted is False or (
+                min_confidence is not None
+                and (unscored or (least is not None and least < min_confidence))
             )
             if review:
                 line["review"] = True
             sink.write(line)
             progress.update(record, review=review, unscored=unscored)
+
+
+def _cascade(specs: tuple[str, ...], text: str | None) -> tuple[list[Tier], list[float] | None]:
+    """The tiers after the first and every tier's threshold, from --escalate and --thresholds."""
+    if not specs:
+        if text is not None:
+            raise click.UsageError("--thresholds is for a cascade: give --escalate too")
+        return [], None
+    if text is None:
+        raise click.UsageError(
+            f"--escalate needs --thresholds: one per tier ({len(specs) + 1}), the first "
+            "tier's first; choose them on gold with `extract eval --cascade --target-accuracy`"
+        )
+    try:
+        thresholds = [float(t) for t in text.split(",")]
+    except ValueError:
+        raise click.BadParameter(f"{text!r}: give numbers joined by commas", param_hint="--thresholds") from None
+    try:
+        tiers = [parse_tier(spec, lambda p: read_examples(Path(p))) for spec in specs]
+        check_thresholds(thresholds, len(tiers) + 1)
+    except ConfigError as exc:
+        raise click.UsageError(str(exc)) from None
+    return tiers, thresholds
 
 
 class _Counted(Iterator[Document]):
