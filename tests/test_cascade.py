@@ -80,9 +80,11 @@ def test_records_go_to_the_next_tier_below_the_threshold(
         # Tier 2's record carries tier 1's attempts too.
         assert record.attempts == (1 if kind == "sure" else 2)
         line = record.to_json()
-        assert line["tier"] == record.tier and line.get("review", False) is (kind == "hopeless")
+        assert line["tier"] == record.tier
+        assert line.get("review", False) is (kind == "hopeless")
     asked = [body["model"] for body in server.generates()]
-    assert asked.count("small") == 12 and asked.count("big") == 9
+    assert asked.count("small") == 12
+    assert asked.count("big") == 9
 
 
 def test_every_tiers_usage_is_summed() -> None:
@@ -99,7 +101,10 @@ def test_every_tiers_usage_is_summed() -> None:
     # Not accepted: the last ok record stands, here tier 1's, for review.
     failed = Record(1, False, attempts=1, tier=2)
     kept = final([tried[0], failed], accepted=False)
-    assert kept.ok and kept.tier == 1 and kept.accepted is False and kept.attempts == 2
+    assert kept.ok
+    assert kept.tier == 1
+    assert kept.accepted is False
+    assert kept.attempts == 2
 
 
 def test_bad_cascades_are_refused_before_any_record() -> None:
@@ -131,7 +136,8 @@ def test_the_cli_cascade_marks_review_and_counts_tiers(
     assert [line["tier"] for line in lines] == [1, 2, 2, 2] * 2
     assert [line.get("review", False) for line in lines] == [False, False, False, True] * 2
     missing = CliRunner().invoke(main, [*args, "--escalate", "model=big"])
-    assert missing.exit_code == 2 and "--thresholds" in missing.output
+    assert missing.exit_code == 2
+    assert "--thresholds" in missing.output
 
 
 def _slow_two_models(body: Mapping[str, Any]) -> Reply:

@@ -27,7 +27,7 @@ def brute_force(
     for thresholds in path(gold):
         accepted = right = 0
         for row in gold:
-            for (confidence, ok), threshold in zip(row, thresholds):
+            for (confidence, ok), threshold in zip(row, thresholds, strict=False):
                 if confidence is not None and confidence >= threshold:
                     accepted += 1
                     right += ok
@@ -66,7 +66,8 @@ def test_the_walk_matches_brute_force(seed: int) -> None:
     if found.thresholds is not None:
         accepted = [route(row, found.thresholds) for row in gold]
         assert found.accepted == sum(a is not None for a in accepted)
-        assert found.correct == sum(row[a][1] for row, a in zip(gold, accepted) if a is not None)
+        pairs = zip(gold, accepted, strict=True)
+        assert found.correct == sum(row[a][1] for row, a in pairs if a is not None)
         assert sum(t.accepted for t in found.tiers) == found.accepted
         assert found.tiers[0].reached == len(gold)
 
@@ -76,7 +77,8 @@ def test_the_path_never_looks_at_the_labels() -> None:
     gold = simulated(rng, 80, 2)
     flipped = [[(c, not ok) for c, ok in row] for row in gold]
     assert path(gold) == path(flipped)
-    assert path(gold) and all(len(step) == 2 for step in path(gold))
+    assert path(gold)
+    assert all(len(step) == 2 for step in path(gold))
 
 
 def test_candidates_take_whole_confidence_levels() -> None:
@@ -88,8 +90,10 @@ def test_candidates_take_whole_confidence_levels() -> None:
 def test_a_refusal_says_what_to_do() -> None:
     gold: list[list[TierPoint]] = [[(0.9, i % 2 == 0), (0.8, i % 3 == 0)] for i in range(40)]
     found = choose_thresholds(gold, 0.95, 0.05)
-    assert found.refused and found.thresholds is None
-    assert found.reason is not None and "label more gold" in found.reason
+    assert found.refused
+    assert found.thresholds is None
+    assert found.reason is not None
+    assert "label more gold" in found.reason
 
 
 def test_bad_arguments_are_refused() -> None:

@@ -50,11 +50,13 @@ class Tier:
             raise ConfigError(f"a tier is a Tier or a mapping, not {type(given).__name__}")
         unknown = set(given) - {"model", "hosts", "options"}
         if unknown:
-            raise ConfigError(f"tier: unknown {', '.join(sorted(unknown))} (known: model, hosts, options)")
+            raise ConfigError(
+                f"tier: unknown {', '.join(sorted(unknown))} (known: model, hosts, options)"
+            )
         hosts = given.get("hosts")
         if isinstance(hosts, str):
             hosts = [hosts]
-        options = given.get("options", {})
+        options: Any = given.get("options", {})
         if not isinstance(options, Mapping):
             raise ConfigError("tier options must be a mapping of call options")
         if "examples" in options:
@@ -63,7 +65,7 @@ class Tier:
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON form :meth:`of` reads back."""
-        options = dict(self.options)
+        options: dict[str, Any] = dict(self.options)
         if "examples" in options:
             options["examples"] = [{"text": t, "value": v} for t, v in options["examples"]]
         out: dict[str, Any] = {"options": options}

@@ -141,7 +141,7 @@ class Labeling:
                     cache=self.cache,
                     transport=transport,
                     domain_prior=domain_prior,
-                    **{**options, **tier.options},  # type: ignore[typeddict-item]
+                    **_merged(options, tier.options),
                 )
                 for tier in self.tiers
             ]
@@ -343,3 +343,8 @@ def _open_cache(cache: CacheArg) -> tuple[Cache | None, bool]:
     if isinstance(cache, Cache):
         return cache, False
     return Cache(None if cache is True else cache), True
+
+
+def _merged(options: CallOptions, tier: CallOptions) -> CallOptions:
+    """A tier's call options: the first tier's, with the tier's own over them."""
+    return {**options, **tier}

@@ -313,7 +313,9 @@ def _cascade(specs: tuple[str, ...], text: str | None) -> tuple[list[Tier], list
     try:
         thresholds = [float(t) for t in text.split(",")]
     except ValueError:
-        raise click.BadParameter(f"{text!r}: give numbers joined by commas", param_hint="--thresholds") from None
+        raise click.BadParameter(
+            f"{text!r}: give numbers joined by commas", param_hint="--thresholds"
+        ) from None
     try:
         tiers = [parse_tier(spec, lambda p: read_examples(Path(p))) for spec in specs]
         check_thresholds(thresholds, len(tiers) + 1)

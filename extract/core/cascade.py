@@ -51,7 +51,7 @@ TierPoint = tuple[float | None, bool]
 def route(row: Sequence[TierPoint], thresholds: Sequence[float]) -> int | None:
     """The index of the first tier whose confidence reaches its threshold; None when none does.
 
-    >>> route([(0.6, True), (0.9, False)], [0.8, 0.85]), route([(None, False), (0.5, True)], [0.8, 0.7])
+    >>> route([(0.6, True), (0.9, False)], [0.8, 0.85]), route([(None, False)], [0.8])
     (1, None)
     """
     for tier, ((confidence, _), threshold) in enumerate(zip(row, thresholds, strict=True)):
@@ -81,7 +81,9 @@ def candidates(confidences: Sequence[float | None], most: int = MAX_CANDIDATES) 
     return chosen[:most]
 
 
-def path(gold: Sequence[Sequence[TierPoint]], most: int = MAX_CANDIDATES) -> list[tuple[float, ...]]:
+def path(
+    gold: Sequence[Sequence[TierPoint]], most: int = MAX_CANDIDATES
+) -> list[tuple[float, ...]]:
     """The fixed sequence of threshold vectors tested: step ``j`` holds every tier's ``j``-th
     candidate (or its last). Empty when some tier has no confidence at all."""
     tiers = len(gold[0]) if gold else 0
@@ -206,7 +208,9 @@ def choose_thresholds(
             f"a passing step needs at least {least} accepted records, all right at that count: "
             "label more gold with every tier, lower the target, or use a stronger last tier"
         )
-        return CascadeGuarantee(target, delta, len(gold), None, (), 0, 0, None, tuple(steps), reason)
+        return CascadeGuarantee(
+            target, delta, len(gold), None, (), 0, 0, None, tuple(steps), reason
+        )
     return CascadeGuarantee(
         target,
         delta,
