@@ -176,3 +176,70 @@ def test_a_killed_cascade_resumes_to_one_final_record_per_line(tmp_path: Path) -
 
 def _lines(path: Path) -> int:
     return path.read_bytes().count(b"\n") if path.exists() else 0
+
+
+def test_from_gold_to_a_cascade_run_through_eval_and_the_config_file(
+    scripted: Callable[..., Scripted], tmp_path: Path
+) -> None:
+    """Each tier labels the gold alone; eval chooses both thresholds jointly and writes them
+    into the config's cascade section; label reads tiers and thresholds from it; eval reports
+    the cascade's output per tier."""
+    server = scripted(models=("small", "big"), responder=two_models)
+    schema, source, gold = tmp_path / "s.json", tmp_path / "in.jsonl", tmp_path / "gold.jsonl"
+    schema.write_text(json.dumps(SENTIMENT))
+    source.write_text("".join(json.dumps(t) + "\n" for t in texts(80)))
+    # Every reply says "positive": right but for the "hopeless" tweets.
+    gold.write_text(
+        "".join(
+            json.dumps({"id": i, "sentiment": "negative" if i % 4 == 3 else "positive"}) + "\n"
+            for i in range(80)
+        )
+    )
+    base = ["label", str(source), "-s", str(schema), "--host", server.url, "--no-calibrate"]
+    base += ["--no-domain-prior", "--max-attempts", "1", "--no-cache", "-q"]
+    runner = CliRunner()
+    for model in ("small", "big"):
+        result = runner.invoke(main, [*base, "-m", model, "-o", str(tmp_path / f"{model}.jsonl")])
+        assert result.exit_code in (0, 1), result.output
+    config = tmp_path / "cascade.json"
+    chosen = runner.invoke(
+        main,
+        [
+            "eval",
+            str(tmp_path / "small.jsonl"),
+            str(tmp_path / "big.jsonl"),
+            "--gold",
+            str(gold),
+            "--cascade",
+            "0.8",
+            "--cascade-delta",
+            "0.1",
+            "--write-cascade",
+            str(config),
+        ],
+    )
+    assert chosen.exit_code == 0, chosen.output
+    # Step 1 (0.95, 0.9) keeps 60 right of 60; step 2 (0.6, 0.55) takes the 20 wrong ones too.
+    assert "--thresholds 0.9500,0.9000" in chosen.output
+    written = json.loads(config.read_text())
+    assert written["cascade"]["thresholds"] == [0.95, 0.9]
+    assert written["cascade"]["guarantee"]["coverage"] == 0.75
+    written["cascade"]["tiers"] = [{"model": "big"}]
+    config.write_text(json.dumps(written))
+    out = tmp_path / "cascade.jsonl"
+    run = runner.invoke(
+        main, [*base, "-m", "small", "-o", str(out), "--cascade-config", str(config)]
+    )
+    assert run.exit_code == 0, run.output
+    report = runner.invoke(main, ["eval", str(out), "--gold", str(gold)])
+    assert report.exit_code == 0, report.output
+    assert "tier 1: reached 80, accepted 20 (coverage 0.250), accuracy 1.000" in report.output
+    assert "tier 2: reached 60, accepted 40 (coverage 0.500), accuracy 1.000" in report.output
+    assert "review (no tier accepted): 20, accuracy 0.000" in report.output
+    as_json = runner.invoke(main, ["eval", str(out), "--gold", str(gold), "--json"])
+    tiers = json.loads(as_json.output)["tiers"]
+    assert [t["accepted"] for t in tiers["tiers"]] == [20, 40]
+    assert tiers["review"] == 20
+    lines = [json.loads(line) for line in out.read_text().splitlines()]
+    assert {len(line["tier_usage"]) for line in lines if line["tier"] == 2} == {2}
+    assert {len(line["tier_usage"]) for line in lines if line["tier"] == 1} == {1}

@@ -20,10 +20,14 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
+import json
+import os
 from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable, Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 from ..client.calls import CallOptions
+from ..core.cascade import CascadeGuarantee
 from ..errors import ConfigError
 from .records import Document, Record, to_document
 
@@ -117,12 +121,78 @@ def check_thresholds(thresholds: Sequence[float] | None, tiers: int) -> tuple[fl
         given = 0 if thresholds is None else len(thresholds)
         raise ConfigError(
             f"a cascade of {tiers} tiers needs {tiers} thresholds (got {given}): choose them on "
-            "gold with `extract eval --cascade ... --target-accuracy`, or give them by hand"
+            "gold with `extract eval --cascade TARGET`, or give them by hand"
         )
     for t in thresholds:
         if isinstance(t, bool) or not isinstance(t, int | float) or not 0 <= t <= 1:
             raise ConfigError(f"threshold {t!r}: give a confidence between 0 and 1")
     return tuple(float(t) for t in thresholds)
+
+
+# The labeling config file's key and version (``extract.batch.labeling_config``): a file
+# created here for the thresholds alone carries them, so ``label --config`` reads it.
+CONFIG_KEY, CONFIG_VERSION = "extract_labeling_config", 1
+
+
+def read_cascade(path: str | os.PathLike[str]) -> tuple[list[Tier], tuple[float, ...]]:
+    """The tiers after the first and every tier's threshold, from a labeling config file's
+    ``"cascade"`` section: ``{"tiers": [{"model", "hosts", "options"}, ...], "thresholds":
+    [first tier's, ...]}``. Raises ConfigError naming the file and what is wrong."""
+    section = _load(Path(path)).get("cascade")
+    if not isinstance(section, dict) or not isinstance(section.get("tiers"), list):
+        raise ConfigError(
+            f'{path} has no "cascade" section with "tiers": write the tiers there '
+            '(each {"model", "hosts", "options"}), then their thresholds with '
+            "`extract eval --cascade TARGET --write-cascade`"
+        )
+    try:
+        tiers = [Tier.of(t) for t in section["tiers"]]
+        thresholds = check_thresholds(section.get("thresholds"), len(tiers) + 1)
+    except ConfigError as exc:
+        raise ConfigError(f"{path}: {exc}") from None
+    return tiers, thresholds
+
+
+def write_thresholds(path: str | os.PathLike[str], found: CascadeGuarantee) -> None:
+    """Put jointly chosen thresholds (and what backs them) into the config file's
+    ``"cascade"`` section, keeping its tiers and every other key; creates the file when
+    missing. Written to a temporary file, then renamed over it. Raises ConfigError when the
+    file is not a JSON object or cannot be written, or ``found`` is a refusal."""
+    if found.thresholds is None:
+        raise ConfigError(f"no thresholds to write: {found.reason}")
+    target = Path(path)
+    data: dict[str, Any] = _load(target) if target.exists() else {CONFIG_KEY: CONFIG_VERSION}
+    section = data.get("cascade")
+    section = dict(section) if isinstance(section, dict) else {"tiers": []}
+    section["thresholds"] = [round(t, 6) for t in found.thresholds]
+    section["guarantee"] = {
+        "target_accuracy": found.target,
+        "delta": found.delta,
+        "gold_records": found.records,
+        "accepted": found.accepted,
+        "coverage": round(found.coverage, 4),
+        "accuracy": round(found.accuracy or 0.0, 4),
+        "lower_bound": round(found.bound or 0.0, 4),
+    }
+    data["cascade"] = section
+    temporary = target.with_name(f".{target.name}.tmp")
+    try:
+        temporary.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
+        os.replace(temporary, target)
+    except OSError as exc:
+        raise ConfigError(f"cannot write {target}: {exc.strerror or exc}") from None
+
+
+def _load(path: Path) -> dict[str, Any]:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise ConfigError(f"cannot read config {path}: {exc.strerror or exc}") from None
+    except ValueError as exc:
+        raise ConfigError(f"config {path} is not JSON: {exc}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"config {path} is not a JSON object")
+    return data
 
 
 Label = Callable[[int, list[Document]], AsyncIterator[Record]]
@@ -177,6 +247,7 @@ def final(tried: Sequence[Record], *, accepted: bool) -> Record:
         usage=usage,
         cached=all(r.cached for r in tried),
         accepted=accepted,
+        tier_usage=tuple(r.usage for r in tried),
     )
 
 

@@ -54,7 +54,8 @@ class Record:
     probability of every option (see ``extract.batch.scores``); a record from the cache
     carries what the record that filled the cache did. Under a cascade (``extract.batch.
     cascade``), ``tier`` is the 1-based tier that gave the record and ``accepted`` whether a
-    tier's threshold accepted it; otherwise both are None.
+    tier's threshold accepted it, and ``tier_usage`` holds each tier's usage in tier order (the
+    tiers it went through; ``usage`` is their sum); otherwise None, None and empty.
     """
 
     id: Any
@@ -73,6 +74,7 @@ class Record:
     scores: Mapping[str, Mapping[str, float]] = dataclasses.field(default_factory=dict)
     tier: int | None = None
     accepted: bool | None = None
+    tier_usage: tuple[Metrics, ...] = ()
 
     @property
     def min_confidence(self) -> float | None:
@@ -112,6 +114,8 @@ class Record:
             out["accepted"] = self.accepted
             if not self.accepted:
                 out["review"] = True
+        if self.tier_usage:
+            out["tier_usage"] = [usage.to_dict() for usage in self.tier_usage]
         return out
 
 

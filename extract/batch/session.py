@@ -70,7 +70,7 @@ class Labeling:
     ``escalate``: a cascade. Each entry is a further tier (``Tier``, or a mapping ``{"model",
     "hosts", "options"}``: another model, other hosts, or a costlier setting of the same
     model); ``thresholds`` gives one confidence threshold per tier, this session's first, as
-    ``extract eval --cascade --target-accuracy`` chooses them on gold. A record below its
+    ``extract eval --cascade TARGET`` chooses them on gold. A record below its
     tier's threshold (or failed) is labeled again by the next tier; records carry ``tier`` and
     ``accepted``, and what no tier accepts is for review (``extract.batch.cascade``).
 

@@ -2,16 +2,25 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
 import click
 
+from ..batch.cascade import write_thresholds
 from ..batch.evaluation.compare import compare
 from ..batch.evaluation.data import load_gold, read_outputs, read_texts
 from ..batch.evaluation.evaluate import score
 from ..batch.evaluation.report import EvalReport
 from ..batch.evaluation.text import render_comparison, render_report
+from ..batch.evaluation.tiers import (
+    joint_thresholds,
+    read_tier_lines,
+    render_guarantee,
+    render_tiers,
+    tier_report,
+)
 from ..batch.sidecar import SUFFIX, read_sidecar
 from ..core.schema import Schema
 from ..errors import ConfigError
@@ -61,6 +70,29 @@ from ..errors import ConfigError
     help="Also write a self-contained HTML report (needs the report extra: matplotlib).",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON instead.")
+@click.option(
+    "--cascade",
+    "cascade_target",
+    type=click.FloatRange(0, 1, min_open=True, max_open=True),
+    metavar="TARGET",
+    help="OUTPUTs are a cascade's tiers, in order, each run over the same GOLD: choose every "
+    "tier's threshold jointly so that the cascade's accepted records are at least TARGET "
+    "accurate, with probability 1 - --cascade-delta.",
+)
+@click.option(
+    "--cascade-delta",
+    type=click.FloatRange(0, 1, min_open=True, max_open=True),
+    default=0.05,
+    show_default=True,
+    help="With --cascade: the chance allowed that the thresholds miss TARGET.",
+)
+@click.option(
+    "--write-cascade",
+    "cascade_config",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="With --cascade: also write the thresholds into this labeling config file's "
+    '"cascade" section (created when missing; its tiers and other keys are kept).',
+)
 def evaluate_command(
     outputs: tuple[str, ...],
     gold_path: str,
@@ -72,6 +104,9 @@ def evaluate_command(
     tolerance: float,
     html_path: Path | None,
     as_json: bool,
+    cascade_target: float | None,
+    cascade_delta: float,
+    cascade_config: Path | None,
 ) -> None:
     """Score OUTPUT (the JSONL `extract label` wrote) against GOLD; with several OUTPUTs,
     compare the runs side by side.
@@ -90,8 +125,17 @@ def evaluate_command(
     OUTPUT; without either, eval asks for --schema rather than guess them from the values.
 
     \b
+    A cascade's output (`extract label --escalate`) also gets per-tier figures: coverage,
+    accuracy and server seconds, and the total against the last tier on every record. With
+    --cascade, the OUTPUTs are each tier's run over the same gold, and eval chooses the
+    tiers' thresholds jointly (fixed-sequence testing with exact binomial bounds; see
+    `extract.core.cascade`) and prints the --thresholds to label with.
+
+    \b
     Exit codes: 0 done; 2 a missing file, gold without ids, or no id in common.
     """
+    if cascade_config is not None and cascade_target is None:
+        raise click.UsageError("--write-cascade needs --cascade TARGET")
     if html_path is not None and len(outputs) > 1:
         raise click.UsageError("--html reports on one OUTPUT; give one file")
     given = Schema.load(schema) if schema is not None else None
@@ -101,10 +145,26 @@ def evaluate_command(
         score(read_outputs(p), gold, s, tolerance=tolerance)
         for p, s in zip(outputs, schemas, strict=True)
     ]
-    if len(reports) == 1:
+    if cascade_target is not None:
+        found = joint_thresholds(reports, cascade_target, cascade_delta)
         click.echo(
-            json.dumps(reports[0].to_dict(), indent=1) if as_json else render_report(reports[0])
+            json.dumps(dataclasses.asdict(found), indent=1) if as_json else render_guarantee(found)
         )
+        if cascade_config is not None and found.thresholds is not None:
+            write_thresholds(cascade_config, found)
+            click.echo(f"wrote the thresholds into {cascade_config}", err=True)
+        return
+    if len(reports) == 1:
+        tiers = tier_report(read_tier_lines(outputs[0]), reports[0])
+        if as_json:
+            data = reports[0].to_dict()
+            if tiers is not None:
+                data["tiers"] = tiers.to_dict()
+            click.echo(json.dumps(data, indent=1))
+        else:
+            click.echo(render_report(reports[0]))
+            if tiers is not None:
+                click.echo(render_tiers(tiers))
     else:
         comparison = compare(reports, list(outputs))
         click.echo(
