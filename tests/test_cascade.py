@@ -16,6 +16,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
+import pyarrow as pa
 import pytest
 from click.testing import CliRunner
 from conftest import Scripted, sentiment_reply
@@ -24,6 +25,7 @@ from extract import Labeling
 from extract.batch.cascade import Tier, parse_tier
 from extract.cli import main
 from extract.errors import ConfigError
+from extract.integrations.ray import Labeler
 from extract.server import Reply, ScriptedEngine, serve
 
 SENTIMENT = {
@@ -243,3 +245,26 @@ def test_from_gold_to_a_cascade_run_through_eval_and_the_config_file(
     lines = [json.loads(line) for line in out.read_text().splitlines()]
     assert {len(line["tier_usage"]) for line in lines if line["tier"] == 2} == {2}
     assert {len(line["tier_usage"]) for line in lines if line["tier"] == 1} == {1}
+
+
+def test_rays_labeler_runs_the_cascade_and_says_tier_and_review(
+    scripted: Callable[..., Scripted],
+) -> None:
+    server = scripted(models=("small", "big"), responder=two_models)
+    labeler = Labeler(
+        schema=SENTIMENT,
+        model="small",
+        hosts=server.url,
+        calibrate=False,
+        max_attempts=1,
+        escalate=[{"model": "big"}],
+        thresholds=[0.8, 0.8],
+    )
+    try:
+        batch = pa.table({"text": [t["text"] for t in texts(8)]})
+        out = labeler(batch)
+    finally:
+        labeler.close()
+    assert out.column("tier").to_pylist() == [1, 2, 2, 2] * 2
+    assert out.column("review").to_pylist() == [False, False, False, True] * 2
+    assert out.column("attempts").to_pylist() == [1, 2, 2, 2] * 2

@@ -16,7 +16,7 @@ from typing import IO
 import click
 
 from ..batch.cache import Cache
-from ..batch.cascade import Tier, check_thresholds, parse_tier, read_cascade
+from ..batch.cascade import Tier
 from ..batch.ids import Pending, Written
 from ..batch.progress import Progress, Tally
 from ..batch.records import Document, OutputFile, count_lines, open_csv, read_csv, read_jsonl
@@ -26,7 +26,6 @@ from ..batch.sidecar import sidecar_path, write_sidecar
 from ..batch.tables import export, read_parquet
 from ..client.calls import CallOptions
 from ..client.extractor import Extractor
-from ..errors import ConfigError
 from .common import (
     EXIT_TERMINATED,
     Terminated,
@@ -34,9 +33,9 @@ from .common import (
     call_options,
     local_server,
     model_options,
-    read_examples,
     sigterm_interrupts,
 )
+from .escalation import escalate_options, resolve_cascade
 
 EXIT_SOME_FAILED = 1
 EXIT_INTERRUPTED = 130
@@ -100,28 +99,7 @@ EXIT_INTERRUPTED = 130
     help="Calibrate choices against the N/A document only (as `extract one` does), not against "
     "documents of random words from INPUT.",
 )
-@click.option(
-    "--escalate",
-    "escalate_specs",
-    multiple=True,
-    metavar="SPEC",
-    help="A further tier of a cascade, as key=value pairs: model=, host= (repeatable), "
-    "samples=, temperature=, examples=FILE. Records the tier before does not accept are "
-    "labeled again by it. Repeat for more tiers; needs --thresholds.",
-)
-@click.option(
-    "--thresholds",
-    "thresholds_text",
-    metavar="T1,T2,...",
-    help="With --escalate: each tier's confidence threshold, the first tier's first (as "
-    "`extract eval --cascade TARGET` chooses them on gold).",
-)
-@click.option(
-    "--cascade-config",
-    type=click.Path(dir_okay=False, exists=True, path_type=Path),
-    help='A labeling config file whose "cascade" section holds the tiers and thresholds '
-    "(--escalate and --thresholds override them).",
-)
+@escalate_options
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar and no summary.")
 def label(
     input_path: str,
@@ -172,7 +150,7 @@ def label(
     if source is not None and source.resolve() == output.resolve():
         raise click.UsageError("OUTPUT must be another file than INPUT")
     kind = _input_kind(source, input_format)
-    tiers, thresholds = _cascade(escalate_specs, thresholds_text, cascade_config)
+    tiers, thresholds = resolve_cascade(escalate_specs, thresholds_text, cascade_config)
     stream, docs = _open_input(source, kind, id_field, text_field)
     if show_prompt:
         with stream, local_server(local, hosts, model) as (urls, chosen):
@@ -304,56 +282,6 @@ async def _label_all(
                 line["review"] = True
             sink.write(line)
             progress.update(record, review=review, unscored=unscored)
-
-
-def _cascade(
-    specs: tuple[str, ...], text: str | None, config: Path | None
-) -> tuple[list[Tier], list[float] | None]:
-    """The tiers after the first and every tier's threshold, from --escalate and
-    --thresholds, else from the config file's cascade section."""
-    if config is not None:
-        try:
-            kept, kept_thresholds = read_cascade(config)
-            tiers = [parse_tier(s, lambda p: read_examples(Path(p))) for s in specs] or kept
-        except ConfigError as exc:
-            raise click.UsageError(str(exc)) from None
-        if text is None:
-            if len(kept_thresholds) != len(tiers) + 1:
-                raise click.UsageError(
-                    f"{config} holds {len(kept_thresholds)} thresholds for {len(tiers) + 1} "
-                    "tiers: give --thresholds, or choose them again with `extract eval --cascade`"
-                )
-            return tiers, list(kept_thresholds)
-        return tiers, _thresholds(text, len(tiers))
-    if not specs:
-        if text is not None:
-            raise click.UsageError("--thresholds is for a cascade: give --escalate too")
-        return [], None
-    if text is None:
-        raise click.UsageError(
-            f"--escalate needs --thresholds: one per tier ({len(specs) + 1}), the first "
-            "tier's first; choose them on gold with `extract eval --cascade TARGET`"
-        )
-    try:
-        tiers = [parse_tier(spec, lambda p: read_examples(Path(p))) for spec in specs]
-    except ConfigError as exc:
-        raise click.UsageError(str(exc)) from None
-    return tiers, _thresholds(text, len(tiers))
-
-
-def _thresholds(text: str, tiers: int) -> list[float]:
-    """--thresholds as numbers, one per tier (``tiers`` after the first, plus the first)."""
-    try:
-        thresholds = [float(t) for t in text.split(",")]
-    except ValueError:
-        raise click.BadParameter(
-            f"{text!r}: give numbers joined by commas", param_hint="--thresholds"
-        ) from None
-    try:
-        check_thresholds(thresholds, tiers + 1)
-    except ConfigError as exc:
-        raise click.UsageError(str(exc)) from None
-    return thresholds
 
 
 class _Counted(Iterator[Document]):
