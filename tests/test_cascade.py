@@ -263,6 +263,7 @@ def test_rays_labeler_runs_the_cascade_and_says_tier_and_review(
     try:
         batch = pa.table({"text": [t["text"] for t in texts(8)]})
         out = labeler(batch)
+        assert isinstance(out, pa.Table)
     finally:
         labeler.close()
     assert out.column("tier").to_pylist() == [1, 2, 2, 2] * 2
