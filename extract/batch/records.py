@@ -54,6 +54,10 @@ class Record:
     probability of every option (see ``extract.batch.scores``); a record from the cache
     carries what the record that filled the cache did. ``accepted`` is set when a guaranteed
     threshold is in force (a labeling config's): whether the record's confidence reaches it.
+    Under a cascade (``extract.batch.cascade``), ``tier`` is the 1-based tier that gave the
+    record and ``accepted`` whether a tier's threshold accepted it, and ``tier_usage`` holds
+    each tier's usage in tier order (the tiers it went through; ``usage`` is their sum);
+    otherwise None and empty.
     """
 
     id: Any
@@ -73,6 +77,8 @@ class Record:
     accepted: bool | None = None
     # The server's refusal of the schema as format, when the record was made with "json".
     format_fallback: str | None = None
+    tier: int | None = None
+    tier_usage: tuple[Metrics, ...] = ()
 
     @property
     def min_confidence(self) -> float | None:
@@ -85,8 +91,9 @@ class Record:
         grounded values were found, ``"confidence"`` per choice field (per field, as
         ``"agreement"`` too, with ``"samples"``), the record's ``"min_confidence"``,
         ``"scores"``, each choice field's probability per option, ``"accepted"`` under a
-        guaranteed threshold, and ``"format_fallback"`` (the server's refusal) when it was
-        made with format "json"."""
+        guaranteed threshold, ``"format_fallback"`` (the server's refusal) when it was made
+        with format "json"; under a cascade ``"tier"``, with ``"review": true`` when no tier
+        accepted the record."""
         out: dict[str, Any] = {"id": self.id, "line": self.line, "ok": self.ok}
         if self.ok:
             dump = getattr(self.value, "model_dump", None)
@@ -109,8 +116,14 @@ class Record:
             # With samples, the confidence is the share of samples that agreed.
             out["samples"] = self.samples
             out["agreement"] = out.get("confidence", {})
+        if self.tier is not None:
+            out["tier"] = self.tier
         if self.accepted is not None:
             out["accepted"] = self.accepted
+            if self.tier is not None and not self.accepted:
+                out["review"] = True
+        if self.tier_usage:
+            out["tier_usage"] = [usage.to_dict() for usage in self.tier_usage]
         return out
 
 

@@ -23,7 +23,7 @@ import dataclasses
 import hashlib
 import logging
 import os
-from collections.abc import AsyncIterator, Iterator, Sequence
+from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
 from typing import Any, Unpack
 
 import httpx
@@ -37,6 +37,7 @@ from ..core.schema import Schema
 from ..core.shift import ShiftTest, ks_test
 from ..errors import ConfigError, ExtractError
 from .cache import Cache
+from .cascade import Tier, cascade, check_thresholds
 from .hosts import DEFAULT_CEILING, DEFAULT_START, Host, HostPool, Window
 from .labeling_config import (
     LabelingConfig,
@@ -45,7 +46,7 @@ from .labeling_config import (
     model_digest,
     provenance_mismatch,
 )
-from .records import Record
+from .records import Document, Record
 from .run import BatchRun, Records
 from .sync import LoopThread
 
@@ -88,6 +89,12 @@ class Labeling:
     ConfigError unless ``force``. With a record threshold in it, records get ``accepted``;
     with calibration confidences, the first ``SHIFT_RECORDS`` records' confidences are
     tested against them (``shift``) and a marked difference is logged as a warning.
+    ``escalate``: a cascade. Each entry is a further tier (``Tier``, or a mapping ``{"model",
+    "hosts", "options"}``: another model, other hosts, or a costlier setting of the same
+    model); ``thresholds`` gives one confidence threshold per tier, this session's first, as
+    ``extract eval --cascade TARGET`` chooses them on gold. A record below its
+    tier's threshold (or failed) is labeled again by the next tier; records carry ``tier`` and
+    ``accepted``, and what no tier accepts is for review (``extract.batch.cascade``).
 
     Use it as a context manager (``with`` for :meth:`results`, ``async with`` for
     :meth:`aresults`), or call ``close()``/``aclose()``. One session serves one event loop:
@@ -112,6 +119,8 @@ class Labeling:
         domain_prior: bool | Sequence[str] | None = None,
         config: ConfigArg = None,
         force: bool = False,
+        escalate: Sequence[Tier | Mapping[str, Any]] = (),
+        thresholds: Sequence[float] | None = None,
         **options: Unpack[CallOptions],
     ) -> None:
         if isinstance(domain_prior, str):
@@ -155,6 +164,30 @@ class Labeling:
         # What the in-domain prior was learned from, once it is: part of each cache key.
         self._prior_source = "n/a"
         self.shift: ShiftTest | None = None
+        self.tiers = [Tier.of(t) for t in escalate]
+        self.thresholds: tuple[float, ...] | None = None
+        self._escalated: list[Labeling] = []
+        if self.tiers:
+            self.ordered = True  # each tier's records are matched to its documents by order
+            self.thresholds = check_thresholds(thresholds, len(self.tiers) + 1)
+            self._escalated = [
+                Labeling(
+                    self.schema,
+                    model=tier.model or model,
+                    hosts=list(tier.hosts) if tier.hosts else hosts,
+                    api_key=api_key,
+                    concurrency=concurrency,
+                    id_field=id_field,
+                    text_field=text_field,
+                    cache=self.cache,
+                    transport=transport,
+                    domain_prior=domain_prior,
+                    **_merged(options, tier.options),
+                )
+                for tier in self.tiers
+            ]
+        elif thresholds is not None:
+            raise ConfigError("thresholds= is for a cascade: give escalate= tiers too")
 
     @property
     def model(self) -> str:
@@ -195,7 +228,30 @@ class Labeling:
         host, ModelNotFound or ConnectError stops the run there; with several, failing hosts
         are left out (with a warning) while one is usable. Errors of the input iterable itself
         propagate; per-document errors become records.
+
+        With ``escalate=`` tiers, each record is the cascade's final one (``extract.batch.
+        cascade``): records come in input order whatever ``ordered``.
         """
+        if self.thresholds is not None:
+            stages = [self, *self._escalated]
+
+            def label(tier: int, docs: list[Document]) -> AsyncIterator[Record]:
+                return stages[tier]._one_tier(docs)
+
+            run = cascade(
+                label,
+                self.thresholds,
+                records,
+                id_field=self.id_field,
+                text_field=self.text_field,
+            )
+            async for record in run:
+                yield record
+            return
+        async for record in self._one_tier(records):
+            yield record
+
+    async def _one_tier(self, records: Records) -> AsyncIterator[Record]:
         if self._pool is None:
             self._pool = await self._open_pool()
         run = BatchRun(
@@ -326,6 +382,8 @@ class Labeling:
 
     async def aclose(self) -> None:
         """Close the connections and the cache this session opened (again: nothing)."""
+        for tier in self._escalated:
+            await tier.aclose()
         for ex in self.extractors:
             await ex.aclose()
         if self._own_cache and self.cache is not None:
@@ -380,3 +438,8 @@ def _open_cache(cache: CacheArg) -> tuple[Cache | None, bool]:
     if isinstance(cache, Cache):
         return cache, False
     return Cache(None if cache is True else cache), True
+
+
+def _merged(options: CallOptions, tier: CallOptions) -> CallOptions:
+    """A tier's call options: the first tier's, with the tier's own over them."""
+    return {**options, **tier}

@@ -10,12 +10,20 @@ from typing import Any
 
 import click
 
+from ..batch.cascade import write_thresholds
 from ..batch.evaluation import acceptance
 from ..batch.evaluation.compare import compare
 from ..batch.evaluation.data import Outcome, load_gold, read_outputs, read_texts
 from ..batch.evaluation.evaluate import score
 from ..batch.evaluation.report import EvalReport
 from ..batch.evaluation.text import render_comparison, render_report
+from ..batch.evaluation.tiers import (
+    joint_thresholds,
+    read_tier_lines,
+    render_guarantee,
+    render_tiers,
+    tier_report,
+)
 from ..batch.labeling_config import LabelingConfig, file_sha256
 from ..batch.sidecar import SUFFIX, read_sidecar
 from ..core.guarantee import Guarantee
@@ -89,6 +97,29 @@ from ..errors import ConfigError
     "(created when missing); its calibration split, if any, picks the gold rows used; its "
     "record threshold decides `accepted` for records that carry none.",
 )
+@click.option(
+    "--cascade",
+    "cascade_target",
+    type=click.FloatRange(0, 1, min_open=True, max_open=True),
+    metavar="TARGET",
+    help="OUTPUTs are a cascade's tiers, in order, each run over the same GOLD: choose every "
+    "tier's threshold jointly so that the cascade's accepted records are at least TARGET "
+    "accurate, with probability 1 - --cascade-delta.",
+)
+@click.option(
+    "--cascade-delta",
+    type=click.FloatRange(0, 1, min_open=True, max_open=True),
+    default=0.05,
+    show_default=True,
+    help="With --cascade: the chance allowed that the thresholds miss TARGET.",
+)
+@click.option(
+    "--write-cascade",
+    "cascade_config",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="With --cascade: also write the thresholds into this labeling config file's "
+    '"cascade" section (created when missing; its tiers and other keys are kept).',
+)
 def evaluate_command(
     outputs: tuple[str, ...],
     gold_path: str,
@@ -103,6 +134,9 @@ def evaluate_command(
     target_accuracy: float | None,
     delta: float,
     config_path: Path | None,
+    cascade_target: float | None,
+    cascade_delta: float,
+    cascade_config: Path | None,
 ) -> None:
     """Score OUTPUT (the JSONL `extract label` wrote) against GOLD; with several OUTPUTs,
     compare the runs side by side.
@@ -126,9 +160,18 @@ def evaluate_command(
     threshold can be shown with this much gold, eval says how much more gold would do.
 
     \b
+    A cascade's output (`extract label --escalate`) also gets per-tier figures: coverage,
+    accuracy and server seconds, and the total against the last tier on every record. With
+    --cascade, the OUTPUTs are each tier's run over the same gold, and eval chooses the
+    tiers' thresholds jointly (fixed-sequence testing with exact binomial bounds; see
+    `extract.core.cascade`) and prints the --thresholds to label with.
+
+    \b
     Exit codes: 0 done; 1 --target-accuracy refused (no record threshold written);
     2 a missing file, gold without ids, no id in common, or gold that tuning saw.
     """
+    if cascade_config is not None and cascade_target is None:
+        raise click.UsageError("--write-cascade needs --cascade TARGET")
     if html_path is not None and len(outputs) > 1:
         raise click.UsageError("--html reports on one OUTPUT; give one file")
     if target_accuracy is not None and len(outputs) > 1:
@@ -146,6 +189,15 @@ def evaluate_command(
         score(outcomes, gold, s, tolerance=tolerance)
         for outcomes, s in zip(read, schemas, strict=True)
     ]
+    if cascade_target is not None:
+        joint = joint_thresholds(reports, cascade_target, cascade_delta)
+        click.echo(
+            json.dumps(dataclasses.asdict(joint), indent=1) if as_json else render_guarantee(joint)
+        )
+        if cascade_config is not None and joint.thresholds is not None:
+            write_thresholds(cascade_config, joint)
+            click.echo(f"wrote the thresholds into {cascade_config}", err=True)
+        return
     section: dict[str, Any] = {}
     refused = False
     if len(reports) == 1 and (target_accuracy is not None or config is not None):
@@ -169,15 +221,20 @@ def evaluate_command(
             _write_thresholds(config_path, config, found, read[0], reports[0], keep, sha)
         section = {"found": found, "accepted": accepted}
     if len(reports) == 1:
+        tiers = tier_report(read_tier_lines(outputs[0]), reports[0])
         if as_json:
             data = reports[0].to_dict()
             if section:
                 data["guarantee"] = acceptance.to_dict(section["found"], section["accepted"])
+            if tiers is not None:
+                data["tiers"] = tiers.to_dict()
             click.echo(json.dumps(data, indent=1))
         else:
             click.echo(render_report(reports[0]))
             if section:
                 click.echo("\n" + acceptance.render(section["found"], section["accepted"]))
+            if tiers is not None:
+                click.echo(render_tiers(tiers))
     else:
         comparison = compare(reports, list(outputs))
         click.echo(

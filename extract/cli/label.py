@@ -16,6 +16,7 @@ from typing import IO
 import click
 
 from ..batch.cache import Cache
+from ..batch.cascade import Tier
 from ..batch.ids import Pending, Written
 from ..batch.labeling_config import LabelingConfig
 from ..batch.progress import Progress, Tally
@@ -35,6 +36,7 @@ from .common import (
     model_options,
     sigterm_interrupts,
 )
+from .escalation import escalate_options, resolve_cascade
 
 EXIT_SOME_FAILED = 1
 EXIT_INTERRUPTED = 130
@@ -112,6 +114,7 @@ EXIT_INTERRUPTED = 130
     help="Calibrate choices against documents of random words from INPUT (the default, unless "
     "--config says n/a), or against the N/A document only (as `extract one` does).",
 )
+@escalate_options
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar and no summary.")
 def label(
     input_path: str,
@@ -135,6 +138,9 @@ def label(
     force: bool,
     export_path: Path | None,
     domain_prior: bool | None,
+    escalate_specs: tuple[str, ...],
+    thresholds_text: str | None,
+    cascade_config: Path | None,
     quiet: bool,
 ) -> None:
     """Label each record of INPUT (JSONL or CSV; - reads JSONL from stdin) into OUTPUT.
@@ -167,6 +173,7 @@ def label(
             model = config.provenance.model
         if domain_prior is None:
             domain_prior = config.prior
+    tiers, thresholds = resolve_cascade(escalate_specs, thresholds_text, cascade_config)
     stream, docs = _open_input(source, kind, id_field, text_field)
     if show_prompt:
         shown = config.call_options(call)[0] if config is not None else call
@@ -219,6 +226,8 @@ def label(
                             tally=tally,
                             config=config,
                             force=force,
+                            tiers=tiers,
+                            thresholds=thresholds,
                         )
                     )
                 finally:
@@ -267,6 +276,8 @@ async def _label_all(
     tally: Tally,
     config: LabelingConfig | None = None,
     force: bool = False,
+    tiers: list[Tier],
+    thresholds: list[float] | None,
 ) -> None:
     session = Labeling(
         schema,
@@ -277,6 +288,8 @@ async def _label_all(
         domain_prior=domain_prior,
         config=config,
         force=force,
+        escalate=tiers,
+        thresholds=thresholds,
         **call,
     )
     write_sidecar(sink.path, session.schema, session.model)

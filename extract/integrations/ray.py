@@ -47,6 +47,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
+from ..batch.cascade import Tier
 from ..batch.records import Record
 from ..batch.session import Labeling
 from ..client.calls import CallOptions
@@ -78,7 +79,9 @@ class Labeler:
     fixed in a block where every row is null). ``hosts`` defaults to ``OLLAMA_HOST``;
     ``concurrency_per_host`` bounds this actor's in-flight requests on each host (see the module
     docstring for the cluster-wide sum). Other keywords (``format``, ``max_attempts``,
-    ``options``, ``retry``, ...) apply to every document, as in ``Extractor``.
+    ``options``, ``retry``, ...) apply to every document, as in ``Extractor``. ``escalate`` and
+    ``thresholds`` make it a cascade, as in ``Labeling``; two more columns then say which
+    ``tier`` labeled each row and whether it is for ``review`` (no tier accepted it).
 
     Raises ConfigError or SchemaError for bad arguments (including a schema with no single
     Arrow type when ``value_format="struct"``).
@@ -94,6 +97,8 @@ class Labeler:
         text_column: str = "text",
         value_format: ValueFormat = "json",
         api_key: str | None = None,
+        escalate: Sequence[Tier | Mapping[str, Any]] = (),
+        thresholds: Sequence[float] | None = None,
         **call_options: Unpack[CallOptions],
     ) -> None:
         if isinstance(concurrency_per_host, bool) or not isinstance(concurrency_per_host, int):
@@ -116,6 +121,8 @@ class Labeler:
             hosts=hosts,
             api_key=api_key,
             concurrency=concurrency_per_host,
+            escalate=escalate,
+            thresholds=thresholds,
             **call_options,
         )
         self._closed = False
@@ -173,12 +180,17 @@ class Labeler:
                 [_dumps(v) if r.ok else None for v, r in zip(plain, records, strict=True)],
                 type=pa.string(),
             )
-        return {
+        columns = {
             "value": values,
             "ok": pa.array(ok, type=pa.bool_()),
             "error": pa.array([_dumps(e.to_dict()) if e else None for e in errors], pa.string()),
             "attempts": pa.array([r.attempts for r in records], type=pa.int64()),
         }
+        if self._labeling.thresholds is not None:
+            # A cascade's rows say which tier labeled them and whether any tier accepted them.
+            columns["tier"] = pa.array([r.tier for r in records], type=pa.int64())
+            columns["review"] = pa.array([r.accepted is not True for r in records], pa.bool_())
+        return columns
 
     def close(self) -> None:
         """Close the session's connections and stop its event loop (again: nothing)."""
