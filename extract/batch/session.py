@@ -120,7 +120,7 @@ class Labeling:
 
     @property
     def hosts(self) -> list[str]:
-        return [ex.settings.host for ex in self.extractors]
+        return [ex.host for ex in self.extractors]
 
     def __repr__(self) -> str:
         return f"Labeling(model={self.model!r}, hosts={self.hosts!r}, schema={self.schema!r})"
@@ -223,9 +223,9 @@ class Labeling:
         the model should stop the run before it starts rather than fail every record.
         """
         checks = await asyncio.gather(
-            *(ex.transport.show(ex.model) for ex in self.extractors), return_exceptions=True
+            *(ex.check_model() for ex in self.extractors), return_exceptions=True
         )
-        usable = [ex for ex, c in zip(self.extractors, checks, strict=True) if isinstance(c, dict)]
+        usable = [ex for ex, c in zip(self.extractors, checks, strict=True) if c is None]
         failures = [c for c in checks if isinstance(c, BaseException)]
         for failure in failures:
             if not isinstance(failure, ExtractError):
@@ -234,9 +234,7 @@ class Labeling:
                 logger.warning("leaving out a host for this run: %s", failure)
         if not usable:
             raise failures[0]
-        return HostPool(
-            [Host(ex.settings.host, ex, Window(self._start, self._ceiling)) for ex in usable]
-        )
+        return HostPool([Host(ex.host, ex, Window(self._start, self._ceiling)) for ex in usable])
 
     async def aclose(self) -> None:
         """Close the connections and the cache this session opened (again: nothing)."""

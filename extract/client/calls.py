@@ -209,8 +209,8 @@ class Planner:
             given=overrides,
         )
 
-    def missing(self, call: Call) -> list[Fact]:
-        """The server facts this call needs and this extractor has not asked for yet."""
+    def missing(self) -> list[Fact]:
+        """The server facts calls need that this planner has not asked for yet."""
         facts: list[Fact] = []
         if self._version is None:
             facts.append("version")

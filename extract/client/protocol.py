@@ -61,7 +61,7 @@ Steps = Generator[Step, Any, Extraction[Any]]
 
 def facts(planner: Planner, call: Call) -> Generator[Step, Any, None]:
     """Ask for the server facts ``call`` needs that ``planner`` does not know yet."""
-    for fact in planner.missing(call):
+    for fact in planner.missing():
         planner.learn(fact, (yield Ask(call, fact=fact)))
 
 
