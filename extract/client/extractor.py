@@ -1,12 +1,12 @@
 """``Extractor`` and ``AsyncExtractor``: two thin drivers of one extraction protocol.
 
 Each holds a private ``calls.Planner``, where everything both share lives (argument merging,
-request planning from the field table, format choice, server facts, priors), and uses
-``protocol.steps`` (the steps of one
-extraction: facts, pieces, samples, the attempt loop, calibration) and in
-``core.flow.AttemptFlow`` (decode, validate, re-ask). The drivers differ only where they wait:
-they perform each step, and in the attempt loop they send, feed streamed text to the flow, and
-on a transport failure ask ``Backoff`` for the policy's pause.
+request planning from the field table, format choice, server facts, priors), and runs
+``protocol.steps`` (the steps of one extraction: facts, pieces, samples, the attempt loop,
+calibration) and ``core.flow.AttemptFlow`` (decode, validate, re-ask) over a backend
+(``backends``). The drivers differ only where they wait: they perform each step, and in the
+attempt loop they send, feed streamed text to the flow, and on a transport failure ask
+``Backoff`` for the policy's pause.
 """
 
 from __future__ import annotations
@@ -21,11 +21,11 @@ from ..core.calibration import LearnedPrior, PriorCache
 from ..core.result import Extraction, Partial
 from ..core.wire import GenerateRequest, GenerateResult
 from ..errors import ExtractionFailed, OutputError, TransportError
+from .backends import BackendName, open_async_backend, open_backend
 from .backoff import Backoff
 from .calls import Call, CallOptions, Event, Planner
 from .config import Settings
 from .protocol import Ask, Nested, Step, facts, learn_prior, settle, steps
-from .transport import AsyncTransport, Transport
 
 M = TypeVar("M", bound=BaseModel)
 R = TypeVar("R")
@@ -75,12 +75,15 @@ class _Driver:
 
 
 class Extractor(_Driver):
-    """Extract validated JSON from documents with an Ollama model (synchronous).
+    """Extract validated JSON from documents with a served model (synchronous).
 
-    ``model`` falls back to ``EXTRACT_MODEL``; ``host`` to ``OLLAMA_HOST``, then
-    ``http://127.0.0.1:11434``. Keyword options (``format``, ``max_attempts``, ``retry``,
-    ``options``, ...) set defaults that each call can override. For many documents, see
-    ``extract.Labeling``.
+    ``backend`` is the server's kind: ``"ollama"`` (/api/generate) or ``"openai"``
+    (/v1/chat/completions: vLLM, SGLang, llama.cpp's server, LM Studio). ``model`` falls back
+    to ``EXTRACT_MODEL``; ``host`` to ``OLLAMA_HOST``, then ``http://127.0.0.1:11434`` (for
+    openai: ``OPENAI_BASE_URL``, then ``http://127.0.0.1:8000``); ``api_key`` to
+    ``OLLAMA_API_KEY`` (``OPENAI_API_KEY``), sent as a Bearer token. Keyword options
+    (``format``, ``max_attempts``, ``retry``, ``options``, ...) set defaults that each call
+    can override. For many documents, see ``extract.Labeling``.
     """
 
     def __init__(
@@ -89,22 +92,23 @@ class Extractor(_Driver):
         *,
         host: str | None = None,
         api_key: str | None = None,
+        backend: BackendName = "ollama",
         transport: httpx.BaseTransport | None = None,
         **options: Unpack[CallOptions],
     ) -> None:
-        self._planner = Planner(model, host, api_key, options)
-        self._transport = Transport(self._planner.settings, transport=transport)
+        self._planner = Planner(model, host, api_key, options, backend)
+        self._backend = open_backend(self._planner.backend, self._planner.settings, transport)
 
     def close(self) -> None:
         """Close the connections to the server."""
-        self._transport.close()
+        self._backend.close()
 
     def check_model(self) -> None:
         """Ask the server for what calls need to know of it and the model (version,
         capabilities, context), once: later calls reuse it. Raises ModelNotFound when the
         server does not have the model, ConnectError when nothing answers (no retries)."""
-        for fact in self._planner.missing():
-            self._planner.learn(fact, self._transport.fact(fact, self.model))
+        if self._planner.facts is None:
+            self._planner.facts = self._backend.facts(self.model)
 
     def __enter__(self) -> Extractor:
         return self
@@ -185,9 +189,9 @@ class Extractor(_Driver):
             backoff = Backoff(step.call.retry)
             while True:
                 try:
-                    if step.fact is not None:
-                        return self._transport.fact(step.fact, self.model)
-                    return self._transport.generate(step.request or {})
+                    if step.facts:
+                        return self._backend.facts(self.model)
+                    return self._backend.generate(step.request or {})
                 except TransportError as exc:
                     backoff.wait(exc)
         if isinstance(step, Nested):
@@ -201,7 +205,7 @@ class Extractor(_Driver):
             reply: GenerateResult | OutputError | None = None
             while reply is None:
                 flow.begin()
-                items = self._transport.stream_generate(request, timeout=call.timeout)
+                items = self._backend.stream_generate(request, timeout=call.timeout)
                 try:
                     for item in items:
                         if isinstance(item, GenerateResult):
@@ -228,20 +232,21 @@ class AsyncExtractor(_Driver):
         *,
         host: str | None = None,
         api_key: str | None = None,
+        backend: BackendName = "ollama",
         transport: httpx.AsyncBaseTransport | None = None,
         **options: Unpack[CallOptions],
     ) -> None:
-        self._planner = Planner(model, host, api_key, options)
-        self._transport = AsyncTransport(self._planner.settings, transport=transport)
+        self._planner = Planner(model, host, api_key, options, backend)
+        self._backend = open_async_backend(self._planner.backend, self._planner.settings, transport)
 
     async def aclose(self) -> None:
         """Close the connections to the server."""
-        await self._transport.aclose()
+        await self._backend.aclose()
 
     async def check_model(self) -> None:
         """The asyncio twin of ``Extractor.check_model``."""
-        for fact in self._planner.missing():
-            self._planner.learn(fact, await self._transport.fact(fact, self.model))
+        if self._planner.facts is None:
+            self._planner.facts = await self._backend.facts(self.model)
 
     async def __aenter__(self) -> AsyncExtractor:
         return self
@@ -298,9 +303,9 @@ class AsyncExtractor(_Driver):
             backoff = Backoff(step.call.retry)
             while True:
                 try:
-                    if step.fact is not None:
-                        return await self._transport.fact(step.fact, self.model)
-                    return await self._transport.generate(step.request or {})
+                    if step.facts:
+                        return await self._backend.facts(self.model)
+                    return await self._backend.generate(step.request or {})
                 except TransportError as exc:
                     await backoff.await_wait(exc)
         if isinstance(step, Nested):
@@ -317,7 +322,7 @@ class AsyncExtractor(_Driver):
             reply: GenerateResult | OutputError | None = None
             while reply is None:
                 flow.begin()
-                items = self._transport.stream_generate(request, timeout=call.timeout)
+                items = self._backend.stream_generate(request, timeout=call.timeout)
                 try:
                     async for item in items:
                         if isinstance(item, GenerateResult):
