@@ -27,6 +27,7 @@ from typing import Any, Unpack
 
 import httpx
 
+from ..client.backends import BackendName, check_backend
 from ..client.backoff import check_retry
 from ..client.calls import CallOptions
 from ..client.config import DEFAULT_TRANSPORT_ATTEMPTS, Settings
@@ -58,7 +59,8 @@ class Labeling:
 
     ``options`` (``format``, ``max_attempts``, ``retry``, ``options``, ``system``, ...) apply to
     every document and stay constant, so the model is never reloaded mid-run. ``transport`` is
-    an httpx async transport for every host (tests).
+    an httpx async transport for every host (tests). ``backend`` is the hosts' API: ``"ollama"``
+    or ``"openai"`` (see ``Extractor``).
 
     ``domain_prior``: choice fields are calibrated against the model's lean on documents like
     the batch's (``Extractor.learn_prior``), learned once per session from the first
@@ -80,6 +82,7 @@ class Labeling:
         model: str | None = None,
         hosts: Sequence[str] | str | None = None,
         api_key: str | None = None,
+        backend: BackendName = "ollama",
         concurrency: int | None = None,
         ordered: bool = True,
         id_field: str = "id",
@@ -99,10 +102,12 @@ class Labeling:
         given: list[str | None] = [None]
         if hosts:
             given = [hosts] if isinstance(hosts, str) else list(hosts)
-        urls = list(dict.fromkeys(Settings.resolve(u).host for u in given))
+        resolved = (Settings.resolve(u, backend=check_backend(backend)) for u in given)
         self.extractors = [
-            AsyncExtractor(model, host=url, api_key=api_key, transport=transport, **options)
-            for url in urls
+            AsyncExtractor(
+                model, host=url, api_key=api_key, backend=backend, transport=transport, **options
+            )
+            for url in dict.fromkeys(s.host for s in resolved)
         ]
         # Plan one call now, so a bad option or template fails here rather than per record.
         self.extractors[0].cache_key("check", self.schema)
