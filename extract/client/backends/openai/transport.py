@@ -53,7 +53,7 @@ class _Base:
             raise ServerError(
                 "the /v1/models reply is not JSON", status=200, host=self.host
             ) from None
-        if ids and model not in ids:
+        if ids and model not in ids and f"{model}:latest" not in ids:
             raise ModelNotFound(host=self.host, model=model, detail=f"the server has {ids}")
         return ModelFacts(
             context_length=served, default_context=served, logprobs=True, schema_format=True
