@@ -47,7 +47,7 @@ def test_an_extraction_sends_the_schema_as_json_schema(
     assert body["temperature"] == 0
     assert body["max_tokens"] == 1024  # num_predict, under its OpenAI name
     assert "the number is 7" in _content(body)
-    seen = [r for r in server.engine.requests if r.path == "/v1/chat/completions"][0]
+    seen = next(r for r in server.engine.requests if r.path == "/v1/chat/completions")
     assert seen.headers["authorization"] == "Bearer k-1"
     # The model check went to /v1/models, never to Ollama's endpoints.
     assert {r.path for r in server.engine.requests} == {"/v1/models", "/v1/chat/completions"}
@@ -55,9 +55,9 @@ def test_an_extraction_sends_the_schema_as_json_schema(
 
 def test_a_cut_reply_is_truncated_output(scripted: Callable[..., Scripted]) -> None:
     server = scripted(responder=lambda body: Reply.text('{"n": ', done_reason="length"))
-    with Extractor("tiny", host=server.url, backend="openai", max_attempts=1) as ex:
-        with pytest.raises(ExtractionFailed) as failed:
-            ex.extract("x", N_SCHEMA)
+    ex = Extractor("tiny", host=server.url, backend="openai", max_attempts=1)
+    with ex, pytest.raises(ExtractionFailed) as failed:
+        ex.extract("x", N_SCHEMA)
     assert isinstance(failed.value.last_error, TruncatedOutput)
 
 
@@ -75,9 +75,9 @@ def test_a_model_the_server_does_not_serve_is_model_not_found(
     scripted: Callable[..., Scripted],
 ) -> None:
     server = scripted()
-    with Extractor("other", host=server.url, backend="openai") as ex:
-        with pytest.raises(ModelNotFound):
-            ex.extract("x", N_SCHEMA)
+    ex = Extractor("other", host=server.url, backend="openai")
+    with ex, pytest.raises(ModelNotFound):
+        ex.extract("x", N_SCHEMA)
 
 
 @pytest.mark.parametrize(
@@ -96,9 +96,9 @@ def test_an_ollama_only_field_is_a_config_error_naming_it(
     scripted: Callable[..., Scripted], field: str, value: Any
 ) -> None:
     server = scripted()
-    with Extractor("tiny", host=server.url, backend="openai") as ex:
-        with pytest.raises(ConfigError, match=f"^{field}="):
-            ex.extract("x", N_SCHEMA, **{field: value})  # type: ignore[arg-type]
+    ex = Extractor("tiny", host=server.url, backend="openai")
+    with ex, pytest.raises(ConfigError, match=f"^{field}="):
+        ex.extract("x", N_SCHEMA, **{field: value})
     assert server.engine.requests == []
 
 
@@ -144,7 +144,7 @@ def _llama_cpp_python_like(seen: list[dict[str, Any]]) -> httpx.MockTransport:
             return httpx.Response(422, json={"detail": [{"msg": "Input should be 'json_object'"}]})
         tokens = ['{"kind": "', "bug", '"}']
         top = [{"token": "bug", "logprob": -0.1}, {"token": "question", "logprob": -2.4}]
-        events = [
+        events: list[dict[str, Any]] = [
             {
                 "choices": [
                     {

@@ -1,8 +1,8 @@
 """The openai backend's HTTP client: a sync and an async edge over httpx around ``wire``.
 
 A schema ``format`` goes out as ``response_format: {"type": "json_schema", ...}``; a server
-that refuses that form (400 or 422: llama-cpp-python takes only ``json_object`` with a
-``schema`` key) is asked once more in that form, which this client then keeps using.
+that refuses that form (400 or 422, or any error naming ``response_format``: llama-cpp-python
+0.3.36 takes only ``json_object`` with a ``schema`` key, and answers 500) is asked once more in that form, which this client then keeps using.
 """
 
 from __future__ import annotations
@@ -22,7 +22,8 @@ from ..ollama.replies import MAX_ERROR_BODY, LineSplitter, error_for_status
 from ..ollama.transport import _mapped_errors
 from .wire import ChatReader, SchemaStyle, chat_body, model_ids
 
-# Statuses with which a server refuses a request form it does not know.
+# Statuses with which a server refuses a request form it does not know (llama-cpp-python
+# answers its validation error with 500, naming response_format).
 _FORM_REFUSED = (400, 422)
 
 
@@ -75,7 +76,8 @@ class _Base:
             response.status_code, body, host=self.host, model=request.get("model")
         )
         schema = isinstance(request.get("format"), dict)
-        if schema and self._style == "json_schema" and response.status_code in _FORM_REFUSED:
+        refused = response.status_code in _FORM_REFUSED or "response_format" in error.message
+        if schema and self._style == "json_schema" and refused:
             self._style = "json_object"
             return True
         if response.status_code == 422 and not isinstance(error, BadRequest):

@@ -80,15 +80,19 @@ def chat_body(request: GenerateRequest, style: SchemaStyle) -> dict[str, Any]:
         if request.get("top_logprobs"):
             body["top_logprobs"] = request.get("top_logprobs")
     body["stream"] = bool(request.get("stream", True))
+    if body["stream"]:
+        # vLLM, SGLang and llama-server then end the stream with the usage; others ignore it.
+        body["stream_options"] = {"include_usage": True}
     return body
 
 
 class ChatReader:
     """Reads a chat completion (SSE ``data:`` lines, or one JSON body) into a GenerateResult.
 
-    ``usage`` becomes the metrics: token counts always; durations from the server's own
-    ``timings`` where it sends them (llama.cpp's servers), else the wall time this reader saw
-    (``total_duration`` and ``eval_duration``, measured client-side).
+    ``usage`` becomes the metrics' token counts; a stream without it (llama-cpp-python's) is
+    counted a token per content event, as these servers stream. Durations come from the
+    server's own ``timings`` where it sends them (llama-server), else from the wall time this
+    reader saw: ``total_duration`` and ``eval_duration`` are then measured client-side.
     """
 
     def __init__(self, *, host: str, model: str) -> None:
@@ -101,6 +105,7 @@ class ChatReader:
         self._timings: dict[str, Any] = {}
         self._started = time.perf_counter_ns()
         self._done = False
+        self._events = 0
 
     @property
     def text(self) -> str:
@@ -139,6 +144,7 @@ class ChatReader:
             raise StreamError("the server sent a non-text content field", host=self._host)
         if text:
             self._text.append(text)
+            self._events += 1
         logprobs = choice.get("logprobs")
         if isinstance(logprobs, dict) and logprobs.get("content") is not None:
             entries = parse_logprobs(logprobs["content"])
@@ -179,7 +185,7 @@ class ChatReader:
             total_duration=wall,
             prompt_eval_count=prompt if type(prompt) is int else None,
             prompt_eval_duration=_nanos(prompt_ms),
-            eval_count=completion if type(completion) is int else None,
+            eval_count=completion if type(completion) is int else (self._events or None),
             eval_duration=_nanos(predicted_ms) if predicted_ms is not None else wall,
         )
 
