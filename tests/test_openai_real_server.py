@@ -56,6 +56,9 @@ def url() -> Iterator[str]:
     args += ["--model_alias", MODEL, "--host", "127.0.0.1", "--port", str(port)]
     # Log-probabilities of the chosen tokens need every position's logits kept.
     args += ["--n_ctx", "2048", "--logits_all", "true", "--verbose", "false"]
+    # By default a new request cuts off the stream in progress (it ends without a
+    # finish_reason, a TruncatedOutput); a batch keeps more than one request in flight.
+    args += ["--interrupt_requests", "false"]
     proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     base = f"http://127.0.0.1:{port}"
     try:
