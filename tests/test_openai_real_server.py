@@ -25,6 +25,7 @@ import pytest
 from pydantic import BaseModel
 
 from extract import Extractor, Labeling
+from extract.errors import ExtractionFailed, TruncatedOutput
 from extract.server import default_model_path
 
 pytestmark = pytest.mark.real_model
@@ -107,18 +108,14 @@ def test_a_choice_field_gets_a_calibrated_confidence(ex: Extractor) -> None:
 
 
 def test_an_unusable_reply_is_asked_again(ex: Extractor) -> None:
-    # Four tokens cannot hold the object: the first attempt is cut (finish_reason "length"),
-    # and every attempt after it is a re-ask under the same budget.
-    result_or_failure: list[object] = []
-    try:
-        result_or_failure.append(ex.extract("Alice is 30.", Person, options={"num_predict": 4}))
-    except Exception as exc:  # noqa: BLE001 - the failure's content is what is checked
-        result_or_failure.append(exc)
-    (outcome,) = result_or_failure
-    attempts = getattr(outcome, "attempts", ())
-    assert len(attempts) == 4
-    assert type(attempts[0].error).__name__ == "TruncatedOutput"
-    assert attempts[1].number == 2
+    # Four tokens cannot hold the object: each attempt is cut (finish_reason "length", a
+    # TruncatedOutput), and each after the first is a re-ask under the same budget.
+    with pytest.raises(ExtractionFailed) as failed:
+        ex.extract("Alice is 30.", Person, options={"num_predict": 4})
+    attempts = failed.value.attempts
+    assert [a.number for a in attempts] == [1, 2, 3, 4]
+    assert all(isinstance(a.error, TruncatedOutput) for a in attempts)
+    assert all(a.done_reason == "length" for a in attempts)
 
 
 def test_a_small_batch(url: str) -> None:

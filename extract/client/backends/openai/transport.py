@@ -1,8 +1,9 @@
 """The openai backend's HTTP client: a sync and an async edge over httpx around ``wire``.
 
-A schema ``format`` goes out as ``response_format: {"type": "json_schema", ...}``; a server
+A schema ``format`` goes out as ``response_format: {"type": "json_schema", ...}``. A server
 that refuses that form (400 or 422, or any error naming ``response_format``: llama-cpp-python
-0.3.36 takes only ``json_object`` with a ``schema`` key, and answers 500) is asked once more in that form, which this client then keeps using.
+0.3.36 takes only ``json_object`` with a ``schema`` key, and answers 500) is asked once more
+in that form, which this client then keeps using.
 """
 
 from __future__ import annotations
