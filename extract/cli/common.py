@@ -15,6 +15,7 @@ from typing import Any, TypeVar
 
 import click
 
+from ..client.backends import BACKENDS
 from ..errors import ExtractError
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -65,7 +66,7 @@ def model_options(func: F) -> F:
     """--model, --host, --backend, --local: which model, where it runs and what API it speaks."""
     func = click.option(
         "--backend",
-        type=click.Choice(["ollama", "openai"]),
+        type=click.Choice(BACKENDS),
         default="ollama",
         show_default=True,
         envvar="EXTRACT_BACKEND",

@@ -27,8 +27,7 @@ from ..core.result import AttemptFailed, Extraction, Partial
 from ..core.schema import Schema
 from ..core.wire import GIVEN_FIELDS, GenerateRequest, GenerateResult, Think
 from ..errors import BadRequest, ConfigError, DocumentTooLong, OutputError
-from .backends import BackendName, ModelFacts, check_backend
-from .backends.openai.wire import check_request
+from .backends import BackendName, ModelFacts, check_backend, check_request
 from .backoff import Retry, check_retry
 from .checks import GIVEN_CHECKS, check_keep_alive, check_options, check_text
 from .config import (
@@ -176,8 +175,7 @@ class Planner:
         request: GenerateRequest = {"model": self.model, "prompt": prompt, "options": options}
         given = self._given if overrides.keys().isdisjoint(GIVEN_FIELDS) else _given(opts)
         request.update(given)  # type: ignore[typeddict-item]
-        if self.backend == "openai":
-            check_request(request)  # an Ollama-only field is named now, never dropped
+        check_request(self.backend, request)  # a field the backend cannot send, named now
         if request.get("raw") and any(k in request for k in ("system", "template", "context")):
             raise ConfigError("raw=True cannot be combined with system, template or context")
         timeout = overrides.get("timeout")

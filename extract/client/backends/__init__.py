@@ -13,7 +13,8 @@ Backends:
   (vLLM, SGLang, llama.cpp's llama-server, llama-cpp-python, LM Studio).
 
 Adding one: a folder here with a ``Transport`` and an ``AsyncTransport`` that meet the two
-protocols, and its name in ``BACKENDS`` and :func:`open_backend`.
+protocols, and its name in ``BACKENDS``, :func:`check_request`, :func:`open_backend` and
+:func:`open_async_backend`.
 """
 
 from __future__ import annotations
@@ -102,6 +103,15 @@ def check_backend(name: object) -> BackendName:
     if name not in BACKENDS:
         raise ConfigError(f"backend={name!r}: use one of {', '.join(map(repr, BACKENDS))}")
     return name
+
+
+def check_request(name: BackendName, request: GenerateRequest) -> None:
+    """Raise ConfigError naming the first field of ``request`` that backend ``name`` cannot
+    send; called when a call is planned, before any request."""
+    if name == "openai":
+        from .openai.wire import check_request as check_openai
+
+        check_openai(request)
 
 
 def open_backend(
