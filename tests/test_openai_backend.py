@@ -8,13 +8,16 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import Callable, Mapping
+from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+from click.testing import CliRunner
 from conftest import N_SCHEMA, Scripted
 
 from extract import AsyncExtractor, Extractor, Labeling
+from extract.cli import main
 from extract.client.config import Settings
 from extract.errors import ConfigError, ExtractionFailed, ModelNotFound, TruncatedOutput
 from extract.server.scripted import Reply
@@ -203,3 +206,19 @@ def test_the_async_extractor_speaks_openai_too() -> None:
     result = asyncio.run(run())
     assert result.value == {"kind": "bug"}
     assert "$.kind" in result.confidence
+
+
+def test_the_cli_labels_through_the_openai_backend(
+    scripted: Callable[..., Scripted], tmp_path: Path
+) -> None:
+    server = scripted(responder=lambda body: Reply.text('{"n": 3}'))
+    source = tmp_path / "in.jsonl"
+    source.write_text('{"id": 1, "text": "three"}\n', encoding="utf-8")
+    out = tmp_path / "out.jsonl"
+    args = ["label", str(source), "-o", str(out), "-s", json.dumps(N_SCHEMA), "-q", "--no-cache"]
+    args += ["--host", server.url, "-m", "tiny", "--backend", "openai"]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 0, result.output
+    assert json.loads(out.read_text(encoding="utf-8"))["value"] == {"n": 3}
+    assert "/v1/chat/completions" in {r.path for r in server.engine.requests}
+    assert "/api/generate" not in {r.path for r in server.engine.requests}
