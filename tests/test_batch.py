@@ -206,6 +206,14 @@ def test_no_cache_by_default_and_a_session_labels_batch_after_batch(server: Scri
     assert shows() == asked
 
 
+def test_a_batch_asks_each_host_for_the_model_once(server: Scripted) -> None:
+    with Labeling(N_SCHEMA, model="tiny", hosts=server.url) as session:
+        records = list(session.results(["<<1>>", "<<2>>", "<<3>>"]))
+    assert [r.value for r in records] == [{"n": 1}, {"n": 2}, {"n": 3}]
+    # The model check before the run fills the facts every call reads.
+    assert [r.path for r in server.engine.requests].count("/api/show") == 1
+
+
 def test_503_shrinks_the_window_and_every_record_lands(scripted: Callable[..., Scripted]) -> None:
     # One slot and no queue: whatever exceeds one request in flight is refused with 503.
     server = scripted(slots=1, max_queue=0, latency=0.01, responder=Responder())

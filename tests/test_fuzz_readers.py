@@ -24,9 +24,9 @@ from hypothesis import strategies as st
 
 from extract import ExtractionFailed, Extractor
 from extract.batch.records import read_jsonl
+from extract.client.backends.ollama.replies import LineSplitter, ReplyReader
+from extract.client.backends.ollama.transport import Transport
 from extract.client.config import Settings
-from extract.client.replies import LineSplitter, ReplyReader
-from extract.client.transport import Transport
 from extract.errors import (
     InputError,
     OutputError,

@@ -34,8 +34,8 @@ from extract import (
     SchemaError,
 )
 from extract.cli import main
+from extract.client.backends.ollama.transport import Transport
 from extract.client.config import Settings
-from extract.client.transport import Transport
 from extract.core.prompt import build_prompt, build_reask
 from extract.errors import InvalidJSON
 from extract.server import Reply

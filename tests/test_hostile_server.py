@@ -34,8 +34,8 @@ from extract import (
     TransportError,
 )
 from extract.batch.records import OutputFile, read_jsonl
+from extract.client.backends.ollama.transport import Transport
 from extract.client.config import Settings
-from extract.client.transport import Transport
 from extract.errors import ConfigError, StreamError
 
 MiB = 2**20

@@ -21,7 +21,6 @@ from extract.batch.labeling_config import (
     Threshold,
     decode_path,
     file_sha256,
-    model_digest,
     provenance_mismatch,
 )
 from extract.batch.session import Labeling
@@ -121,13 +120,6 @@ def test_provenance_is_compared_by_digest_then_name() -> None:
     assert ["decode path" in p for p in path] == [True]
     old = Provenance(scoring_version=SCORING_VERSION - 1)
     assert "scoring" in provenance_mismatch(old, model="x", digest=None, options={})[0]
-
-
-def test_the_digest_comes_from_show_or_tags() -> None:
-    tags = [{"name": "tiny:latest", "model": "tiny:latest", "digest": "d1"}]
-    assert model_digest({"digest": "d0"}, tags, "tiny") == "d0"
-    assert model_digest({}, tags, "tiny") == "d1"
-    assert model_digest({}, tags, "other") is None
 
 
 # -- the commands ------------------------------------------------------------------------------

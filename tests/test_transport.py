@@ -9,9 +9,9 @@ import httpx
 import pytest
 
 from extract import errors
+from extract.client.backends.ollama.replies import LineSplitter, ReplyReader
+from extract.client.backends.ollama.transport import AsyncTransport, Transport
 from extract.client.config import Settings
-from extract.client.replies import LineSplitter, ReplyReader
-from extract.client.transport import AsyncTransport, Transport
 from extract.core.wire import GenerateRequest, GenerateResult
 from extract.server import Reply, ScriptedEngine, serve
 

@@ -13,8 +13,8 @@ import httpx
 import pytest
 from conftest import Scripted
 
+from extract.client.backends.ollama.transport import AsyncTransport, Transport
 from extract.client.config import Settings
-from extract.client.transport import AsyncTransport, Transport
 from extract.core.wire import GenerateRequest
 from extract.server import Reply
 

@@ -13,9 +13,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from extract.client.backends.ollama.replies import ReplyReader
+from extract.client.backends.ollama.transport import AsyncTransport, Transport
 from extract.client.config import Settings
-from extract.client.replies import ReplyReader
-from extract.client.transport import AsyncTransport, Transport
 from extract.core.wire import GenerateRequest, GenerateResult, TokenLogprob
 from extract.server import Reply, ScriptedEngine, serve
 

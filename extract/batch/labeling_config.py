@@ -253,19 +253,6 @@ def mismatch_message(problems: Sequence[str]) -> str:
     )
 
 
-def model_digest(
-    show: Mapping[str, Any], tags: Sequence[Mapping[str, Any]], model: str
-) -> str | None:
-    """The model's digest: /api/show's when it has one, else its /api/tags entry's."""
-    if isinstance(found := show.get("digest"), str) and found:
-        return found
-    names = {model, model if ":" in model else f"{model}:latest"}
-    for entry in tags:
-        if {entry.get("name"), entry.get("model")} & names and isinstance(entry.get("digest"), str):
-            return str(entry["digest"])
-    return None
-
-
 def file_sha256(source: Source) -> str:
     """The SHA-256 of a file's bytes. Raises ConfigError when it cannot be read."""
     digest = hashlib.sha256()

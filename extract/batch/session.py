@@ -28,6 +28,7 @@ from typing import Any, Unpack
 
 import httpx
 
+from ..client.backends import BackendName, check_backend
 from ..client.backoff import check_retry
 from ..client.calls import CallOptions
 from ..client.config import DEFAULT_TRANSPORT_ATTEMPTS, Settings
@@ -43,7 +44,6 @@ from .labeling_config import (
     LabelingConfig,
     Provenance,
     mismatch_message,
-    model_digest,
     provenance_mismatch,
 )
 from .records import Document, Record
@@ -74,7 +74,8 @@ class Labeling:
 
     ``options`` (``format``, ``max_attempts``, ``retry``, ``options``, ``system``, ...) apply to
     every document and stay constant, so the model is never reloaded mid-run. ``transport`` is
-    an httpx async transport for every host (tests).
+    an httpx async transport for every host (tests). ``backend`` is the hosts' API: ``"ollama"``
+    or ``"openai"`` (see ``Extractor``).
 
     ``domain_prior``: choice fields are calibrated against the model's lean on documents like
     the batch's (``Extractor.learn_prior``), learned once per session from the first
@@ -110,6 +111,7 @@ class Labeling:
         model: str | None = None,
         hosts: Sequence[str] | str | None = None,
         api_key: str | None = None,
+        backend: BackendName = "ollama",
         concurrency: int | None = None,
         ordered: bool = True,
         id_field: str = "id",
@@ -149,10 +151,12 @@ class Labeling:
         given: list[str | None] = [None]
         if hosts:
             given = [hosts] if isinstance(hosts, str) else list(hosts)
-        urls = list(dict.fromkeys(Settings.resolve(u).host for u in given))
+        resolved = (Settings.resolve(u, backend=check_backend(backend)) for u in given)
         self.extractors = [
-            AsyncExtractor(model, host=url, api_key=api_key, transport=transport, **options)
-            for url in urls
+            AsyncExtractor(
+                model, host=url, api_key=api_key, backend=backend, transport=transport, **options
+            )
+            for url in dict.fromkeys(s.host for s in resolved)
         ]
         # Plan one call now, so a bad option or template fails here rather than per record.
         self.extractors[0].cache_key("check", self.schema)
@@ -195,7 +199,7 @@ class Labeling:
 
     @property
     def hosts(self) -> list[str]:
-        return [ex.settings.host for ex in self.extractors]
+        return [ex.host for ex in self.extractors]
 
     def __repr__(self) -> str:
         return f"Labeling(model={self.model!r}, hosts={self.hosts!r}, schema={self.schema!r})"
@@ -340,9 +344,9 @@ class Labeling:
         the model should stop the run before it starts rather than fail every record.
         """
         checks = await asyncio.gather(
-            *(ex.transport.show(ex.model) for ex in self.extractors), return_exceptions=True
+            *(ex.check_model() for ex in self.extractors), return_exceptions=True
         )
-        usable = [ex for ex, c in zip(self.extractors, checks, strict=True) if isinstance(c, dict)]
+        usable = [ex for ex, c in zip(self.extractors, checks, strict=True) if c is None]
         failures = [c for c in checks if isinstance(c, BaseException)]
         for failure in failures:
             if not isinstance(failure, ExtractError):
@@ -352,28 +356,17 @@ class Labeling:
         if not usable:
             raise failures[0]
         if self.config is not None and self.config.provenance is not None and not self.force:
-            show = checks[self.extractors.index(usable[0])]
-            await self._check_provenance(self.config.provenance, usable[0], show)
-        return HostPool(
-            [Host(ex.settings.host, ex, Window(self._start, self._ceiling)) for ex in usable]
-        )
+            await self._check_provenance(self.config.provenance, usable[0])
+        return HostPool([Host(ex.host, ex, Window(self._start, self._ceiling)) for ex in usable])
 
-    async def _check_provenance(
-        self, recorded: Provenance, extractor: AsyncExtractor, show: Any
-    ) -> None:
+    async def _check_provenance(self, recorded: Provenance, extractor: AsyncExtractor) -> None:
         """Refuse to label under a config tuned with another model or scoring (ConfigError)."""
         digest = None
         if recorded.digest is not None:
-            tags: list[dict[str, Any]] | None = None
-            if isinstance(show, dict) and show.get("digest"):
-                tags = []
-            if tags is None:
-                try:
-                    tags = await extractor.transport.tags()
-                except ExtractError as exc:
-                    logger.warning("cannot read the model's digest from /api/tags: %s", exc)
-                    tags = []
-            digest = model_digest(show if isinstance(show, dict) else {}, tags, extractor.model)
+            try:
+                digest = await extractor.model_digest()
+            except ExtractError as exc:
+                logger.warning("cannot read the model's digest: %s", exc)
         problems = provenance_mismatch(
             recorded, model=extractor.model, digest=digest, options=self.options
         )

@@ -37,7 +37,7 @@ from .cache import Cache
 from .evaluation.data import Gold, outcome_of
 from .evaluation.evaluate import score
 from .evaluation.metrics import calibration, paired_bootstrap
-from .labeling_config import LabelingConfig, Provenance, decode_path, model_digest
+from .labeling_config import LabelingConfig, Provenance, decode_path
 from .run import WARM_UP_DOCUMENTS
 from .session import Labeling
 from .tune_space import (
@@ -343,11 +343,10 @@ class Tuner:
     async def _learn_model(self, session: Labeling) -> None:
         extractor = session.extractors[0]
         try:
-            show = await extractor.transport.show(extractor.model)
-            tags = await extractor.transport.tags()
+            digest = await extractor.model_digest()
         except ExtractError:
-            show, tags = {}, []
-        self._show = (extractor.model, model_digest(show, tags, extractor.model))
+            digest = None
+        self._show = (extractor.model, digest)
 
     async def _config(self, winner: Candidate, temperature: float | None) -> LabelingConfig:
         options = self._call_options(winner, None)

@@ -15,6 +15,7 @@ from typing import Any, TypeVar
 
 import click
 
+from ..client.backends import BACKENDS
 from ..errors import ExtractError
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -62,7 +63,16 @@ def sigterm_interrupts() -> Iterator[None]:
 
 
 def model_options(func: F) -> F:
-    """--model, --host, --local: which model and where it runs."""
+    """--model, --host, --backend, --local: which model, where it runs and what API it speaks."""
+    func = click.option(
+        "--backend",
+        type=click.Choice(BACKENDS),
+        default="ollama",
+        show_default=True,
+        envvar="EXTRACT_BACKEND",
+        help="The server's API: ollama (/api/generate) or openai (/v1/chat/completions: vLLM, "
+        "llama.cpp's server, LM Studio; host from $OPENAI_BASE_URL, key from $OPENAI_API_KEY).",
+    )(func)
     func = click.option(
         "--local",
         is_flag=True,

@@ -29,12 +29,15 @@ def _warn(text: str, why: str) -> None:
 
 @click.command()
 @model_options
-def doctor(model: str | None, hosts: tuple[str, ...], local: bool) -> None:
+def doctor(model: str | None, hosts: tuple[str, ...], local: bool, backend: str) -> None:
     """Is the server Ollama-compatible, is the model there, does it give log-probabilities,
     does it keep to a `format`, does a smoke extraction work?
 
     Exits 3 with the reason when a check fails; a warning (no log-probabilities) keeps 0.
+    The probes speak Ollama's API: --backend openai is a usage error.
     """
+    if backend != "ollama":
+        raise click.UsageError("doctor probes Ollama's API only; leave out --backend openai")
     with local_server(local, hosts, model) as (urls, chosen):
         targets: list[str | None] = [*urls] or [None]
         results = [_check_host(url, chosen) for url in targets]

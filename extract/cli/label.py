@@ -25,6 +25,7 @@ from ..batch.run import WARM_UP_DOCUMENTS
 from ..batch.session import SHIFT_ALPHA, Labeling, shift_warning
 from ..batch.sidecar import sidecar_path, write_sidecar
 from ..batch.tables import export, read_parquet
+from ..client.backends import BackendName
 from ..client.calls import CallOptions
 from ..client.extractor import Extractor
 from .common import (
@@ -123,6 +124,7 @@ def label(
     model: str | None,
     hosts: tuple[str, ...],
     local: bool,
+    backend: BackendName,
     text_field: str,
     id_field: str,
     input_format: str,
@@ -178,7 +180,7 @@ def label(
     if show_prompt:
         shown = config.call_options(call)[0] if config is not None else call
         with stream, local_server(local, hosts, model) as (urls, chosen):
-            _show_prompt(docs, chosen, urls, schema, shown)
+            _show_prompt(docs, chosen, urls, schema, shown, backend)
         return
     reread = None
     if source is not None:
@@ -217,6 +219,7 @@ def label(
                             progress,
                             model=chosen,
                             urls=urls,
+                            backend=backend,
                             schema=schema,
                             call=call,
                             concurrency=concurrency,
@@ -267,6 +270,7 @@ async def _label_all(
     *,
     model: str | None,
     urls: list[str],
+    backend: BackendName,
     schema: str,
     call: CallOptions,
     concurrency: int | None,
@@ -283,6 +287,7 @@ async def _label_all(
         schema,
         model=model,
         hosts=urls,
+        backend=backend,
         concurrency=concurrency,
         cache=cache,
         domain_prior=domain_prior,
@@ -421,13 +426,18 @@ def _total(source: Path | None, kind: str) -> int | None:
 
 
 def _show_prompt(
-    docs: Iterator[Document], model: str | None, urls: list[str], schema: str, call: CallOptions
+    docs: Iterator[Document],
+    model: str | None,
+    urls: list[str],
+    schema: str,
+    call: CallOptions,
+    backend: BackendName,
 ) -> None:
     """Print the request the first sendable document would make, as JSON."""
     first = next((d for d in docs if d.error is None and d.text and d.text.strip()), None)
     if first is None:
         raise click.UsageError("INPUT has no document to show a prompt for")
-    with Extractor(model, host=urls[0] if urls else None, **call) as ex:
+    with Extractor(model, host=urls[0] if urls else None, backend=backend, **call) as ex:
         request = ex.preview(first.text or "", schema)
     click.echo(json.dumps(request, indent=2, ensure_ascii=False))
 

@@ -13,6 +13,7 @@ import click
 
 from ..batch.cache import Cache
 from ..batch.priors import StoredPriors
+from ..client.backends import BackendName
 from ..client.calls import CallOptions
 from ..client.extractor import Extractor
 from ..core.result import AttemptFailed, Extraction, Partial
@@ -49,6 +50,7 @@ def one(
     model: str | None,
     hosts: tuple[str, ...],
     local: bool,
+    backend: BackendName,
     call: CallOptions,
     show_prompt: bool,
     no_cache: bool,
@@ -71,7 +73,10 @@ def one(
         host = urls[0] if urls else None
         # A prompt shown is not extracted: no prior to keep, so no cache file to open.
         keep = not (no_cache or show_prompt)
-        with Extractor(chosen, host=host, **call) as ex, _kept_priors(ex, keep, cache_path):
+        with (
+            Extractor(chosen, host=host, backend=backend, **call) as ex,
+            _kept_priors(ex, keep, cache_path),
+        ):
             if show_prompt:
                 click.echo(json.dumps(ex.preview(text, schema), indent=2, ensure_ascii=False))
                 return

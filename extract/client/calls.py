@@ -11,7 +11,6 @@ import dataclasses
 import hashlib
 import json
 import math
-import re
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Literal, TypedDict, Unpack
 
@@ -21,19 +20,14 @@ import tenacity
 from ..core import calibration
 from ..core.calibration import Prior, PriorCache, PriorKey
 from ..core.confidence import score_choices
-from ..core.flow import (
-    LOGPROBS_SINCE,
-    TRUNCATE_FLAG_SINCE,
-    AttemptFlow,
-    choose_format,
-    server_at_least,
-)
+from ..core.flow import AttemptFlow, choose_format
 from ..core.images import ImageInput
 from ..core.prompt import build_prompt, check_examples
 from ..core.result import AttemptFailed, Extraction, Partial
 from ..core.schema import COMPACT_LEVELS, Schema
 from ..core.wire import GIVEN_FIELDS, GenerateRequest, GenerateResult, Think
 from ..errors import BadRequest, ConfigError, DocumentTooLong, OutputError
+from .backends import BackendName, ModelFacts, check_backend, check_request
 from .backoff import Retry, check_retry
 from .checks import GIVEN_CHECKS, check_keep_alive, check_options, check_text
 from .config import (
@@ -52,7 +46,6 @@ from .fallback import FormatFallbacks
 
 FormatMode = Literal["auto", "json", "schema"] | None
 Event = Partial[Any] | AttemptFailed | Extraction[Any]
-Fact = Literal["version", "show"]
 Chunk = int | Literal["auto"] | None
 
 # The smallest piece a long document may be split into.
@@ -63,7 +56,6 @@ CHARS_PER_TOKEN = 3
 REPLY_SHARE = 0.25
 # Alternatives per generated token asked of the server: Ollama's most.
 TOP_LOGPROBS = 20
-_PARAMETER_NUM_CTX = re.compile(r"^num_ctx\s+(\d+)\s*$", re.MULTILINE)
 
 
 class CallOptions(TypedDict, total=False):
@@ -131,10 +123,18 @@ class Planner:
     is planned. The extractors subclass it and add the waiting."""
 
     def __init__(
-        self, model: str | None, host: str | None, api_key: str | None, options: CallOptions
+        self,
+        model: str | None,
+        host: str | None,
+        api_key: str | None,
+        options: CallOptions,
+        backend: BackendName = "ollama",
     ) -> None:
         self.model = resolve_model(model)
-        self.settings = Settings.resolve(host, api_key=api_key, timeout=options.get("timeout"))
+        self.backend = check_backend(backend)
+        self.settings = Settings.resolve(
+            host, api_key=api_key, timeout=options.get("timeout"), backend=self.backend
+        )
         self.defaults: CallOptions = {"format": "auto", **options}
         # Check the defaults now rather than on the first document.
         if self.defaults.get("format") not in ("auto", "json", "schema", None):
@@ -146,12 +146,8 @@ class Planner:
             check_keep_alive(keep_alive)
         self._given = _given(self.defaults)
         check_retry(options.get("retry", DEFAULT_TRANSPORT_ATTEMPTS))
-        self._version: str | None = None
-        self._capabilities: list[str] | None = None
-        self._shown = False
-        # From /api/show: the context the model was trained for, and its Modelfile's num_ctx.
-        self.context_length: int | None = None
-        self._modelfile_num_ctx: int | None = None
+        # What the backend said about the server and the model, once asked.
+        self.facts: ModelFacts | None = None
         # The model's lean over each choice field's options, per prompt head and schema.
         self.priors = PriorCache()
         # Seconds the server took per generated token in its latest timed reply.
@@ -187,6 +183,7 @@ class Planner:
         request: GenerateRequest = {"model": self.model, "prompt": prompt, "options": options}
         given = self._given if overrides.keys().isdisjoint(GIVEN_FIELDS) else _given(opts)
         request.update(given)  # type: ignore[typeddict-item]
+        check_request(self.backend, request)  # a field the backend cannot send, named now
         if request.get("raw") and any(k in request for k in ("system", "template", "context")):
             raise ConfigError("raw=True cannot be combined with system, template or context")
         timeout = overrides.get("timeout")
@@ -259,40 +256,20 @@ class Planner:
         request = {**call.request, "prompt": prompt.replace(full, rendering, 1)}
         return dataclasses.replace(call, request=request)  # type: ignore[arg-type]
 
-    def missing(self, call: Call) -> list[Fact]:
-        """The server facts this call needs and this extractor has not asked for yet."""
-        facts: list[Fact] = []
-        if self._version is None:
-            facts.append("version")
-        if not self._shown:
-            facts.append("show")
-        return facts
-
-    def learn(self, fact: Fact, answer: Any) -> None:
-        if fact == "version":
-            self._version = str(answer)
-        else:
-            show = answer if isinstance(answer, dict) else {}
-            caps = show.get("capabilities")
-            self._capabilities = [str(c) for c in caps] if isinstance(caps, list) else None
-            info = show.get("model_info")
-            trained = [
-                v
-                for k, v in (info.items() if isinstance(info, dict) else ())
-                if k.endswith(".context_length") and type(v) is int and v > 0
-            ]
-            self.context_length = trained[0] if trained else None
-            params = show.get("parameters")
-            found = _PARAMETER_NUM_CTX.search(params) if isinstance(params, str) else None
-            self._modelfile_num_ctx = int(found.group(1)) if found else None
-            self._shown = True
+    @property
+    def known(self) -> ModelFacts:
+        """The facts learned, or all unknown before the backend was asked."""
+        return self.facts if self.facts is not None else ModelFacts()
 
     def num_ctx(self, options: Mapping[str, Any]) -> int:
         """The context a request runs with, as Ollama works it out: the ``num_ctx`` option,
-        else the model's Modelfile (``PARAMETER num_ctx``, seen in /api/show), else Ollama's
-        default (``DEFAULT_NUM_CTX``); never more than the model was trained for."""
-        wanted = options.get("num_ctx") or self._modelfile_num_ctx or DEFAULT_NUM_CTX
-        return min(wanted, self.context_length) if self.context_length else int(wanted)
+        else the model's default (a Modelfile's ``PARAMETER num_ctx``, a server's fixed
+        context), else Ollama's default (``DEFAULT_NUM_CTX``); never more than the model was
+        trained for."""
+        known = self.known
+        wanted = options.get("num_ctx") or known.default_context or DEFAULT_NUM_CTX
+        trained = known.context_length
+        return min(wanted, trained) if trained else int(wanted)
 
     def context(self, call: Call) -> int:
         """The context ``call`` runs with (see :meth:`num_ctx`)."""
@@ -305,20 +282,21 @@ class Planner:
             # What a choice field's confidence is read from; the server computes it per token.
             request.setdefault("logprobs", True)
             request.setdefault("top_logprobs", TOP_LOGPROBS)
-        chosen = choose_format(call.format_mode, call.schema, self._version or "")
+        known = self.known
+        chosen = choose_format(call.format_mode, call.schema, known.schema_format)
         fmt = self.fallbacks.format_for(call.schema.fingerprint, chosen)
         if fmt is not None:
             request["format"] = fmt
-        if "truncate" not in request and server_at_least(self._version, TRUNCATE_FLAG_SINCE):
+        if "truncate" not in request and known.refuses_overflow:
             # Ollama cuts an over-long prompt from the middle, instructions first; told not to,
             # it refuses instead, and the refusal is a DocumentTooLong.
             request["truncate"] = False
-        caps = self._capabilities or []
+        caps = known.capabilities or ()
         if "think" not in request and "thinking" in caps:
             # A schema constrains from the first token; with thinking on, the JSON would
             # land in `thinking` and `response` would be empty.
             request["think"] = False
-        if "images" in request and self._capabilities is not None and "vision" not in caps:
+        if "images" in request and known.capabilities is not None and "vision" not in caps:
             raise BadRequest(
                 f"model {self.model!r} cannot read images (no 'vision' capability); "
                 "use a vision model such as llava or llama3.2-vision",
@@ -344,11 +322,7 @@ class Planner:
 
     def scores_choices(self, call: Call) -> bool:
         """Whether this call's choice fields get a confidence (the server must be able to)."""
-        return (
-            call.confidence
-            and call.schema.has_choices
-            and server_at_least(self._version, LOGPROBS_SINCE)
-        )
+        return call.confidence and call.schema.has_choices and self.known.logprobs
 
     def prior_key(self, call: Call) -> PriorKey | None:
         """Where this call's content-free prior is kept, or None when it is not calibrated."""

@@ -15,6 +15,11 @@ from .urls import parse_host
 ENV_HOST = "OLLAMA_HOST"
 ENV_API_KEY = "OLLAMA_API_KEY"
 ENV_MODEL = "EXTRACT_MODEL"
+# The openai backend reads the OpenAI SDK's own variables (a base URL with or without /v1).
+ENV_OPENAI_HOST = "OPENAI_BASE_URL"
+ENV_OPENAI_API_KEY = "OPENAI_API_KEY"
+# vLLM's and llama-cpp-python's default port.
+DEFAULT_OPENAI_HOST = "http://127.0.0.1:8000"
 
 DEFAULT_CONNECT_TIMEOUT = 5.0
 # Long enough for a cold model load plus a long reply on a CPU;
@@ -55,15 +60,21 @@ class Settings:
         api_key: str | None = None,
         timeout: TimeoutArg = None,
         environ: Mapping[str, str] | None = None,
+        backend: str = "ollama",
     ) -> Settings:
-        """Build settings from arguments, then ``OLLAMA_HOST``/``OLLAMA_API_KEY``, then defaults.
+        """Build settings from arguments, then ``OLLAMA_HOST``/``OLLAMA_API_KEY`` (for the
+        openai backend ``OPENAI_BASE_URL``/``OPENAI_API_KEY``, and port 8000), then defaults.
 
         Raises ConfigError for a host or timeout extract cannot use.
         """
         env = os.environ if environ is None else environ
+        env_host, env_key = ENV_HOST, ENV_API_KEY
+        if backend == "openai":
+            env_host, env_key = ENV_OPENAI_HOST, ENV_OPENAI_API_KEY
+            host = host or env.get(env_host) or DEFAULT_OPENAI_HOST
         return cls(
-            host=parse_host(host if host else env.get(ENV_HOST)),
-            api_key=api_key or env.get(ENV_API_KEY) or None,
+            host=parse_host(host if host else env.get(env_host)),
+            api_key=api_key or env.get(env_key) or None,
             timeout=resolve_timeout(timeout),
         )
 

@@ -1,11 +1,12 @@
 """``Extractor`` and ``AsyncExtractor``: two thin drivers of one extraction protocol.
 
-Everything both share lives in ``calls.Planner`` (argument merging, request planning from the
-field table, format choice, server facts, priors), in ``protocol.steps`` (the steps of one
-extraction: facts, pieces, samples, the attempt loop, calibration) and in
-``core.flow.AttemptFlow`` (decode, validate, re-ask). The drivers differ only where they wait:
-they perform each step, and in the attempt loop they send, feed streamed text to the flow, and
-on a transport failure ask ``Backoff`` for the policy's pause.
+Each holds a private ``calls.Planner``, where everything both share lives (argument merging,
+request planning from the field table, format choice, server facts, priors), and runs
+``protocol.steps`` (the steps of one extraction: facts, pieces, samples, the attempt loop,
+calibration) and ``core.flow.AttemptFlow`` (decode, validate, re-ask) over a backend
+(``backends``). The drivers differ only where they wait: they perform each step, and in the
+attempt loop they send, feed streamed text to the flow, and on a transport failure ask
+``Backoff`` for the policy's pause.
 """
 
 from __future__ import annotations
@@ -16,14 +17,15 @@ from typing import Any, TypeVar, Unpack, overload
 import httpx
 from pydantic import BaseModel
 
-from ..core.calibration import LearnedPrior
+from ..core.calibration import LearnedPrior, PriorCache
 from ..core.result import Extraction, Partial
 from ..core.wire import GenerateRequest, GenerateResult
 from ..errors import BadRequest, ExtractionFailed, OutputError, TransportError
+from .backends import BackendName, open_async_backend, open_backend
 from .backoff import Backoff
 from .calls import Call, CallOptions, Event, Planner
+from .config import Settings
 from .protocol import Ask, Nested, Step, facts, learn_prior, settle, steps
-from .transport import AsyncTransport, Transport
 
 M = TypeVar("M", bound=BaseModel)
 R = TypeVar("R")
@@ -31,13 +33,57 @@ R = TypeVar("R")
 _THROWN_BACK = (OutputError, ExtractionFailed)
 
 
-class Extractor(Planner):
-    """Extract validated JSON from documents with an Ollama model (synchronous).
+class _Driver:
+    """What both drivers show of their planner: the model, the host, the priors."""
 
-    ``model`` falls back to ``EXTRACT_MODEL``; ``host`` to ``OLLAMA_HOST``, then
-    ``http://127.0.0.1:11434``. Keyword options (``format``, ``max_attempts``, ``retry``,
-    ``options``, ...) set defaults that each call can override. For many documents, see
-    ``extract.Labeling``.
+    _planner: Planner
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(model={self.model!r}, host={self.host!r})"
+
+    @property
+    def model(self) -> str:
+        """The model every call asks for."""
+        return self._planner.model
+
+    @property
+    def host(self) -> str:
+        """The server's base URL."""
+        return self._planner.settings.host
+
+    @property
+    def settings(self) -> Settings:
+        """Where and how the server is reached (host, API key, timeout)."""
+        return self._planner.settings
+
+    @property
+    def priors(self) -> PriorCache:
+        """The content-free priors learned per model, prompt head and schema (calibration)."""
+        return self._planner.priors
+
+    @priors.setter
+    def priors(self, cache: PriorCache) -> None:
+        self._planner.priors = cache
+
+    def cache_key(self, text: str, schema: Any, **options: Unpack[CallOptions]) -> str:
+        """A content address for this call: model, final prompt, schema, format and options.
+
+        Two calls with the same key send the same request, so a validated value can be reused.
+        Raises as planning a call does (InputError, SchemaError, ConfigError).
+        """
+        return self._planner.cache_key(text, schema, **options)
+
+
+class Extractor(_Driver):
+    """Extract validated JSON from documents with a served model (synchronous).
+
+    ``backend`` is the server's kind: ``"ollama"`` (/api/generate) or ``"openai"``
+    (/v1/chat/completions: vLLM, SGLang, llama.cpp's server, LM Studio). ``model`` falls back
+    to ``EXTRACT_MODEL``; ``host`` to ``OLLAMA_HOST``, then ``http://127.0.0.1:11434`` (for
+    openai: ``OPENAI_BASE_URL``, then ``http://127.0.0.1:8000``); ``api_key`` to
+    ``OLLAMA_API_KEY`` (``OPENAI_API_KEY``), sent as a Bearer token. Keyword options
+    (``format``, ``max_attempts``, ``retry``, ``options``, ...) set defaults that each call
+    can override. For many documents, see ``extract.Labeling``.
     """
 
     def __init__(
@@ -46,14 +92,29 @@ class Extractor(Planner):
         *,
         host: str | None = None,
         api_key: str | None = None,
+        backend: BackendName = "ollama",
         transport: httpx.BaseTransport | None = None,
         **options: Unpack[CallOptions],
     ) -> None:
-        super().__init__(model, host, api_key, options)
-        self.transport = Transport(self.settings, transport=transport)
+        self._planner = Planner(model, host, api_key, options, backend)
+        self._backend = open_backend(self._planner.backend, self._planner.settings, transport)
 
     def close(self) -> None:
-        self.transport.close()
+        """Close the connections to the server."""
+        self._backend.close()
+
+    def model_digest(self) -> str | None:
+        """What identifies the model's weights on the server (Ollama's digest), for telling
+        whether a labeling config was tuned on this model; None where the server lists none.
+        Raises ModelNotFound or TransportError as ``check_model`` does."""
+        return self._backend.model_digest(self.model)
+
+    def check_model(self) -> None:
+        """Ask the server for what calls need to know of it and the model (version,
+        capabilities, context), once: later calls reuse it. Raises ModelNotFound when the
+        server does not have the model, ConnectError when nothing answers (no retries)."""
+        if self._planner.facts is None:
+            self._planner.facts = self._backend.facts(self.model)
 
     def __enter__(self) -> Extractor:
         return self
@@ -78,7 +139,7 @@ class Extractor(Planner):
         BadRequest) at once, DocumentTooLong for a prompt the context cannot hold, and
         SchemaError, InputError or ConfigError before any request.
         """
-        return self._drive(steps(self, text, schema, options))
+        return self._drive(steps(self._planner, text, schema, options))
 
     def preview(self, text: str, schema: Any, **options: Unpack[CallOptions]) -> GenerateRequest:
         """The exact request the first attempt at ``text`` would send.
@@ -86,10 +147,10 @@ class Extractor(Planner):
         The server is asked for its version and the model's facts, as a call does; nothing is
         generated. Raises as ``extract`` does before a request.
         """
-        call = self.plan(text, schema, options)
-        self._drive(facts(self, call))
-        call = self.fit(call)
-        return self.next_request(self.flow(call), call, partials=False)
+        call = self._planner.plan(text, schema, options)
+        self._drive(facts(self._planner, call))
+        call = self._planner.fit(call)
+        return self._planner.next_request(self._planner.flow(call), call, partials=False)
 
     def learn_prior(
         self, texts: Sequence[str], schema: Any, **options: Unpack[CallOptions]
@@ -104,17 +165,19 @@ class Extractor(Planner):
         ``calibrate=False``, a server without log-probabilities). Raises as ``extract`` does
         before a request, and TransportError or RequestRejected when the server fails.
         """
-        return self._drive(learn_prior(self, texts, schema, options))
+        return self._drive(learn_prior(self._planner, texts, schema, options))
 
     def stream(self, text: str, schema: Any, **options: Unpack[CallOptions]) -> Iterator[Event]:
         """Like ``extract`` (of a document read whole, without samples), but yield
         ``Partial`` values as the reply streams, an ``AttemptFailed`` before each re-ask, and
         finally the ``Extraction``. Raises as ``extract`` does."""
-        call = self.plan(text, schema, options)
-        self._drive(facts(self, call))
-        call = self.fit(call)
+        call = self._planner.plan(text, schema, options)
+        self._drive(facts(self._planner, call))
+        call = self._planner.fit(call)
         for event in self._attempts(call, partials=True):
-            yield self._drive(settle(self, call, event)) if isinstance(event, Extraction) else event
+            if isinstance(event, Extraction):
+                event = self._drive(settle(self._planner, call, event))
+            yield event
 
     def _drive(self, protocol: Generator[Step, Any, R]) -> R:
         answer: Any = None
@@ -134,13 +197,15 @@ class Extractor(Planner):
             backoff = Backoff(step.call.retry)
             while True:
                 try:
-                    if step.fact is not None:
-                        return self.transport.fact(step.fact, self.model)
-                    return self.transport.generate(step.request or {})
+                    if step.facts:
+                        return self._backend.facts(self.model)
+                    return self._backend.generate(step.request or {})
                 except TransportError as exc:
                     backoff.wait(exc)
                 except BadRequest as exc:
-                    if step.request is None or not self.fall_back(step.call, step.request, exc):
+                    if step.request is None or not self._planner.fall_back(
+                        step.call, step.request, exc
+                    ):
                         raise
                     step = Ask(step.call, request={**step.request, "format": "json"})
         if isinstance(step, Nested):
@@ -148,13 +213,13 @@ class Extractor(Planner):
         return next(e for e in self._attempts(step.call, False) if isinstance(e, Extraction))
 
     def _attempts(self, call: Call, partials: bool) -> Iterator[Event]:
-        flow = self.flow(call)
+        flow = self._planner.flow(call)
         while True:
-            request, backoff = self.next_request(flow, call, partials), Backoff(call.retry)
+            request, backoff = self._planner.next_request(flow, call, partials), Backoff(call.retry)
             reply: GenerateResult | OutputError | None = None
             while reply is None:
                 flow.begin()
-                items = self.transport.stream_generate(request, timeout=call.timeout)
+                items = self._backend.stream_generate(request, timeout=call.timeout)
                 try:
                     for item in items:
                         if isinstance(item, GenerateResult):
@@ -166,18 +231,20 @@ class Extractor(Planner):
                 except TransportError as exc:
                     backoff.wait(exc)
                 except BadRequest as exc:
-                    if flow.format_fallback is not None or not self.fall_back(call, request, exc):
+                    if flow.format_fallback is not None or not self._planner.fall_back(
+                        call, request, exc
+                    ):
                         raise
                     flow.fall_back(exc.message)
-                    request = self.next_request(flow, call, partials)
+                    request = self._planner.next_request(flow, call, partials)
                 finally:
                     items.close()
-            yield (event := self.outcome(call, flow, reply, backoff.retries))
+            yield (event := self._planner.outcome(call, flow, reply, backoff.retries))
             if isinstance(event, Extraction):
                 return
 
 
-class AsyncExtractor(Planner):
+class AsyncExtractor(_Driver):
     """The asyncio twin of ``Extractor``; use ``async with`` or ``await aclose()``."""
 
     def __init__(
@@ -186,14 +253,25 @@ class AsyncExtractor(Planner):
         *,
         host: str | None = None,
         api_key: str | None = None,
+        backend: BackendName = "ollama",
         transport: httpx.AsyncBaseTransport | None = None,
         **options: Unpack[CallOptions],
     ) -> None:
-        super().__init__(model, host, api_key, options)
-        self.transport = AsyncTransport(self.settings, transport=transport)
+        self._planner = Planner(model, host, api_key, options, backend)
+        self._backend = open_async_backend(self._planner.backend, self._planner.settings, transport)
 
     async def aclose(self) -> None:
-        await self.transport.aclose()
+        """Close the connections to the server."""
+        await self._backend.aclose()
+
+    async def model_digest(self) -> str | None:
+        """The asyncio twin of ``Extractor.model_digest``."""
+        return await self._backend.model_digest(self.model)
+
+    async def check_model(self) -> None:
+        """The asyncio twin of ``Extractor.check_model``."""
+        if self._planner.facts is None:
+            self._planner.facts = await self._backend.facts(self.model)
 
     async def __aenter__(self) -> AsyncExtractor:
         return self
@@ -213,24 +291,24 @@ class AsyncExtractor(Planner):
         self, text: str, schema: Any, **options: Unpack[CallOptions]
     ) -> Extraction[Any]:
         """Extract one value from ``text``; see ``Extractor.extract``."""
-        return await self._drive(steps(self, text, schema, options))
+        return await self._drive(steps(self._planner, text, schema, options))
 
     async def learn_prior(
         self, texts: Sequence[str], schema: Any, **options: Unpack[CallOptions]
     ) -> LearnedPrior | None:
         """The asyncio twin of ``Extractor.learn_prior``."""
-        return await self._drive(learn_prior(self, texts, schema, options))
+        return await self._drive(learn_prior(self._planner, texts, schema, options))
 
     async def stream(
         self, text: str, schema: Any, **options: Unpack[CallOptions]
     ) -> AsyncIterator[Event]:
         """The asyncio twin of ``Extractor.stream``."""
-        call = self.plan(text, schema, options)
-        await self._drive(facts(self, call))
-        call = self.fit(call)
+        call = self._planner.plan(text, schema, options)
+        await self._drive(facts(self._planner, call))
+        call = self._planner.fit(call)
         async for event in self._attempts(call, partials=True):
             if isinstance(event, Extraction):
-                event = await self._drive(settle(self, call, event))
+                event = await self._drive(settle(self._planner, call, event))
             yield event
 
     async def _drive(self, protocol: Generator[Step, Any, R]) -> R:
@@ -251,13 +329,15 @@ class AsyncExtractor(Planner):
             backoff = Backoff(step.call.retry)
             while True:
                 try:
-                    if step.fact is not None:
-                        return await self.transport.fact(step.fact, self.model)
-                    return await self.transport.generate(step.request or {})
+                    if step.facts:
+                        return await self._backend.facts(self.model)
+                    return await self._backend.generate(step.request or {})
                 except TransportError as exc:
                     await backoff.await_wait(exc)
                 except BadRequest as exc:
-                    if step.request is None or not self.fall_back(step.call, step.request, exc):
+                    if step.request is None or not self._planner.fall_back(
+                        step.call, step.request, exc
+                    ):
                         raise
                     step = Ask(step.call, request={**step.request, "format": "json"})
         if isinstance(step, Nested):
@@ -268,13 +348,13 @@ class AsyncExtractor(Planner):
         raise AssertionError("the attempt loop ended without a result")  # pragma: no cover
 
     async def _attempts(self, call: Call, partials: bool) -> AsyncIterator[Event]:
-        flow = self.flow(call)
+        flow = self._planner.flow(call)
         while True:
-            request, backoff = self.next_request(flow, call, partials), Backoff(call.retry)
+            request, backoff = self._planner.next_request(flow, call, partials), Backoff(call.retry)
             reply: GenerateResult | OutputError | None = None
             while reply is None:
                 flow.begin()
-                items = self.transport.stream_generate(request, timeout=call.timeout)
+                items = self._backend.stream_generate(request, timeout=call.timeout)
                 try:
                     async for item in items:
                         if isinstance(item, GenerateResult):
@@ -286,12 +366,14 @@ class AsyncExtractor(Planner):
                 except TransportError as exc:
                     await backoff.await_wait(exc)
                 except BadRequest as exc:
-                    if flow.format_fallback is not None or not self.fall_back(call, request, exc):
+                    if flow.format_fallback is not None or not self._planner.fall_back(
+                        call, request, exc
+                    ):
                         raise
                     flow.fall_back(exc.message)
-                    request = self.next_request(flow, call, partials)
+                    request = self._planner.next_request(flow, call, partials)
                 finally:
                     await items.aclose()
-            yield (event := self.outcome(call, flow, reply, backoff.retries))
+            yield (event := self._planner.outcome(call, flow, reply, backoff.retries))
             if isinstance(event, Extraction):
                 return

@@ -14,11 +14,11 @@ from typing import Any
 
 import httpx
 
-from ..core.flow import supports_schema_format
 from ..core.wire import GenerateRequest, GenerateResult
 from ..errors import ConnectError, ModelNotFound, OutputError, TransportError
+from .backends.ollama.facts import supports_schema_format
+from .backends.ollama.transport import START_SERVER_HINT, Transport
 from .config import Settings
-from .transport import START_SERVER_HINT, Transport
 
 # The format probe asks for a word while its schema allows only an integer: a server that
 # enforces `format` returns the integer, one that ignores it returns the word.

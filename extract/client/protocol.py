@@ -3,8 +3,8 @@
 :func:`steps` is a generator: it yields what needs doing and gets the outcome back, and
 returns the ``Extraction``. A driver (``Extractor`` waits, ``AsyncExtractor`` awaits) performs:
 
-- :class:`Ask`: one small request under the call's transport retries — a server fact
-  (``version``, ``show``) or a reply that is not streamed (the content-free prior); answered
+- :class:`Ask`: one small request under the call's transport retries — the backend's facts
+  of the server and model, or a reply that is not streamed (the content-free prior); answered
   with what the transport returns;
 - :class:`Nested`: another extraction (a piece of a long document, or one sample); answered
   with its ``Extraction``;
@@ -26,16 +26,17 @@ from ..core.calibration import CONTENT_FREE_DOCUMENT, LearnedPrior, domain_docum
 from ..core.result import Extraction
 from ..core.wire import GenerateRequest, GenerateResult, Metrics
 from ..errors import ExtractionFailed, OutputError
-from .calls import Call, CallOptions, Fact, Planner
+from .calls import Call, CallOptions, Planner
 from .combine import calibrated, merged, pieces, reported, sample_options, voted
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class Ask:
-    """Fetch a server ``fact``, or send ``request`` whole; under ``call``'s retries."""
+    """Fetch the backend's facts (``facts``), or send ``request`` whole; under ``call``'s
+    retries."""
 
     call: Call
-    fact: Fact | None = None
+    facts: bool = False
     request: GenerateRequest | None = None
 
 
@@ -60,9 +61,9 @@ Steps = Generator[Step, Any, Extraction[Any]]
 
 
 def facts(planner: Planner, call: Call) -> Generator[Step, Any, None]:
-    """Ask for the server facts ``call`` needs that ``planner`` does not know yet."""
-    for fact in planner.missing(call):
-        planner.learn(fact, (yield Ask(call, fact=fact)))
+    """Ask for the server facts calls need, when ``planner`` does not know them yet."""
+    if planner.facts is None:
+        planner.facts = yield Ask(call, facts=True)
 
 
 def steps(planner: Planner, text: str, schema: Any, options: CallOptions) -> Steps:

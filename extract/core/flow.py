@@ -8,9 +8,7 @@ whether to re-ask, and ends with an ``Extraction`` or raises ``ExtractionFailed`
 from __future__ import annotations
 
 import contextlib
-import functools
 import json
-import re
 from typing import Any
 
 import partial_json_parser
@@ -35,13 +33,8 @@ from .schema_render import echoed_placeholder
 from .schema_walk import Parts, json_path
 from .wire import Format, GenerateRequest, GenerateResult, Metrics
 
-SCHEMA_FORMAT_SINCE = (0, 5, 0)
-# Servers since 0.12.6 take `truncate: false` and refuse an over-long prompt instead of cutting it.
-TRUNCATE_FLAG_SINCE = (0, 12, 6)
 # Grounded strings a reply may lose to its field's own rules before it is re-asked instead.
 MAX_GROUNDED_FIXES = 16
-# Servers since 0.12.11 return log-probabilities when asked.
-LOGPROBS_SINCE = (0, 12, 11)
 
 
 class AttemptFlow:
@@ -305,8 +298,9 @@ class AttemptFlow:
         )
 
 
-def choose_format(mode: str | None, schema: Schema, server_version: str | None) -> Format | None:
-    """What to send as ``format`` for a mode of "auto", "json", "schema" or None.
+def choose_format(mode: str | None, schema: Schema, schema_format: bool) -> Format | None:
+    """What to send as ``format`` for a mode of "auto", "json", "schema" or None, to a server
+    that takes a JSON Schema as ``format`` or not (``schema_format``, a backend's fact).
 
     Raises ConfigError for an unknown mode, or "schema" with a schema the grammar cannot take.
     """
@@ -322,36 +316,7 @@ def choose_format(mode: str | None, schema: Schema, server_version: str | None) 
             )
         return schema.grammar
     if mode == "auto":
-        if schema.grammar is not None and supports_schema_format(server_version):
+        if schema.grammar is not None and schema_format:
             return schema.grammar
         return "json"
     raise ConfigError(f"format={mode!r}: use 'auto', 'json', 'schema' or None")
-
-
-@functools.lru_cache(maxsize=64)
-def server_at_least(version: str | None, since: tuple[int, ...]) -> bool:
-    """Whether a server version is ``since`` or newer; development builds (0.0.0) and versions
-    that cannot be read count as current.
-
-    >>> [server_at_least(v, (0, 12, 6)) for v in ("0.12.5", "0.12.6", "0.0.0")]
-    [False, True, True]
-    """
-    parts = re.findall(r"\d+", version or "")[:3]
-    if len(parts) < 2:
-        return True
-    found = tuple(int(p) for p in parts)
-    return found == (0, 0, 0)[: len(found)] or found >= since
-
-
-@functools.lru_cache(maxsize=64)
-def supports_schema_format(version: str | None) -> bool:
-    """Whether a server version takes a JSON Schema as ``format`` (Ollama 0.5.0+).
-
-    Development builds report 0.0.0 and are taken as current.
-
-    >>> [supports_schema_format(v) for v in ("0.4.7", "0.5.0", "0.0.0")]
-    [False, True, True]
-    >>> supports_schema_format("v0.12.3-rc1"), supports_schema_format("garbage")
-    (True, True)
-    """
-    return server_at_least(version, SCHEMA_FORMAT_SINCE)

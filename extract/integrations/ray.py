@@ -50,6 +50,7 @@ import pyarrow as pa
 from ..batch.cascade import Tier
 from ..batch.records import Record
 from ..batch.session import Labeling
+from ..client.backends import BackendName
 from ..client.calls import CallOptions
 from ..core.schema import Schema
 from ..errors import ConfigError, ExtractError, InputError, OutputError
@@ -76,7 +77,8 @@ class Labeler:
 
     Batches may be pyarrow Tables, pandas DataFrames or dicts of numpy arrays; the result has
     the same kind (in a dict, ``value`` and ``error`` are pyarrow arrays so that their type stays
-    fixed in a block where every row is null). ``hosts`` defaults to ``OLLAMA_HOST``;
+    fixed in a block where every row is null). ``hosts`` defaults to ``OLLAMA_HOST``
+    (``backend="openai"``: vLLM, SGLang, llama.cpp's server; ``OPENAI_BASE_URL``);
     ``concurrency_per_host`` bounds this actor's in-flight requests on each host (see the module
     docstring for the cluster-wide sum). Other keywords (``format``, ``max_attempts``,
     ``options``, ``retry``, ...) apply to every document, as in ``Extractor``. ``escalate`` and
@@ -99,6 +101,7 @@ class Labeler:
         api_key: str | None = None,
         escalate: Sequence[Tier | Mapping[str, Any]] = (),
         thresholds: Sequence[float] | None = None,
+        backend: BackendName = "ollama",
         **call_options: Unpack[CallOptions],
     ) -> None:
         if isinstance(concurrency_per_host, bool) or not isinstance(concurrency_per_host, int):
@@ -120,6 +123,7 @@ class Labeler:
             model=model,
             hosts=hosts,
             api_key=api_key,
+            backend=backend,
             concurrency=concurrency_per_host,
             escalate=escalate,
             thresholds=thresholds,

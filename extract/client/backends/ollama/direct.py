@@ -23,7 +23,7 @@ import urllib.request
 
 import httpx
 
-from ..core.wire import GenerateRequest
+from ....core.wire import GenerateRequest
 
 JSON_BODY = {"Content-Type": "application/json"}
 _HTTPX_LOG = logging.getLogger("httpx")

@@ -1,4 +1,4 @@
-"""The Ollama HTTP client: a sync and an async edge over httpx around one sans-I/O core.
+"""The Ollama backend's HTTP client: a sync and an async edge over httpx around one sans-I/O core.
 
 Building requests, splitting NDJSON, reading reply lines and mapping statuses to errors do no
 I/O (``replies.py``, and the request flows here); ``Transport`` and ``AsyncTransport`` only
@@ -13,18 +13,20 @@ from typing import Any, TypeVar
 
 import httpx
 
-from ..core.wire import GenerateRequest, GenerateResult
-from ..errors import (
+from ....core.wire import GenerateRequest, GenerateResult
+from ....errors import (
     ConnectError,
     ExtractError,
     RequestTimeout,
     ServerError,
     TransportError,
 )
-from .config import Settings
+from ...config import Settings
+from ...urls import redact
+from .. import Delta, ModelFacts
 from .direct import JSON_BODY, Direct, encoded, proxied
+from .facts import listed_digest, model_facts
 from .replies import MAX_ERROR_BODY, LineSplitter, ReplyReader, error_for_status
-from .urls import redact
 
 R = TypeVar("R")
 # What a server without /api/version is taken to run: older than schema formats (0.5.0).
@@ -38,9 +40,6 @@ START_SERVER_HINT = (
 MAX_SMALL_BODY = 16 * 1024 * 1024
 
 USE_CLIENT: Any = httpx.USE_CLIENT_DEFAULT
-
-Delta = tuple[str, str]
-"""(response text, thinking text) of one streamed line."""
 
 OnText = Callable[[str, str], None]
 """Called with (response_delta, thinking_delta) as a reply streams; may raise to abort."""
@@ -130,11 +129,10 @@ class _Base:
         reply = self._json(response)
         return str(reply.get("version", "")) if isinstance(reply, dict) else ""
 
-    def _fact_flow(self, fact: str, model: str) -> Flow[Any]:
-        """A server fact an extractor needs once: ``"version"`` or ``"show"`` (the model)."""
-        if fact == "version":
-            return (yield from self._version_flow())
-        return (yield from self._show_flow(model))
+    def _facts_flow(self, model: str) -> Flow[ModelFacts]:
+        """What an extractor needs to know once: the server's version and the model's show."""
+        version = yield from self._version_flow()
+        return model_facts(version, (yield from self._show_flow(model)))
 
     def _show_flow(self, model: str) -> Flow[dict[str, Any]]:
         request = self._build("POST", "/api/show", {"model": model})
@@ -206,9 +204,13 @@ class Transport(_Base):
     def ping(self) -> str:
         return self._run(self._ping_flow())
 
-    def fact(self, fact: str, model: str) -> Any:
-        """``version()`` or ``show(model)``, by name."""
-        return self._run(self._fact_flow(fact, model), model)
+    def facts(self, model: str) -> ModelFacts:
+        """The server's version and ``model``'s facts (/api/version, /api/show)."""
+        return self._run(self._facts_flow(model), model)
+
+    def model_digest(self, model: str) -> str | None:
+        """The digest of the model the server has under ``model`` (/api/show, /api/tags)."""
+        return listed_digest(self.show(model), self.tags(), model)
 
     def stream_generate(
         self, request: GenerateRequest, *, timeout: httpx.Timeout | None = None
@@ -310,9 +312,13 @@ class AsyncTransport(_Base):
     async def ping(self) -> str:
         return await self._run(self._ping_flow())
 
-    async def fact(self, fact: str, model: str) -> Any:
-        """``version()`` or ``show(model)``, by name."""
-        return await self._run(self._fact_flow(fact, model), model)
+    async def facts(self, model: str) -> ModelFacts:
+        """The server's version and ``model``'s facts (/api/version, /api/show)."""
+        return await self._run(self._facts_flow(model), model)
+
+    async def model_digest(self, model: str) -> str | None:
+        """The asyncio twin of ``Transport.model_digest``."""
+        return listed_digest(await self.show(model), await self.tags(), model)
 
     async def stream_generate(
         self, request: GenerateRequest, *, timeout: httpx.Timeout | None = None

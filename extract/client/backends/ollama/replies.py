@@ -14,8 +14,8 @@ from typing import Any
 
 import httpx
 
-from ..core.wire import GenerateResult, Metrics, TokenLogprob, parse_logprobs
-from ..errors import (
+from ....core.wire import GenerateResult, Metrics, TokenLogprob, parse_logprobs
+from ....errors import (
     BadRequest,
     DocumentTooLong,
     ExtractError,
