@@ -120,6 +120,10 @@ def test_provenance_is_compared_by_digest_then_name() -> None:
     assert ["decode path" in p for p in path] == [True]
     old = Provenance(scoring_version=SCORING_VERSION - 1)
     assert "scoring" in provenance_mismatch(old, model="x", digest=None, options={})[0]
+    server = provenance_mismatch(
+        Provenance(model="tiny"), model="tiny", digest=None, options={}, backend="openai"
+    )
+    assert server == ["backend 'openai' is not the tuned 'ollama'"]
 
 
 # -- the commands ------------------------------------------------------------------------------

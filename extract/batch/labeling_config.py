@@ -49,13 +49,14 @@ from pathlib import Path
 from typing import Any
 
 from .._version import __version__
+from ..client.backends import BACKENDS
 from ..client.calls import CallOptions
 from ..core.confidence import SCORING_VERSION
 from ..errors import ConfigError
 
 FORMAT_KEY = "extract_labeling_config"
 FORMAT_VERSION = 1
-BACKEND = "ollama"
+BACKEND = "ollama"  # what a config that names none was tuned on
 _OPTION_KEYS = ("instructions", "rendering", "confidence_temperature", "samples", "calibrate")
 _PRIORS = {"in-domain": True, "n/a": False}
 Source = str | os.PathLike[str]
@@ -219,13 +220,21 @@ def decode_path(options: CallOptions) -> str:
 
 
 def provenance_mismatch(
-    recorded: Provenance, *, model: str, digest: str | None, options: CallOptions
+    recorded: Provenance,
+    *,
+    model: str,
+    digest: str | None,
+    options: CallOptions,
+    backend: str = BACKEND,
 ) -> list[str]:
     """What differs between the recorded provenance and this run; empty when nothing does.
 
-    The model is compared by digest when both digests are known, else by name.
+    The model is compared by digest when both digests are known, else by name; the backend
+    (the server's API) too, since another server scores the same model differently.
     """
     problems: list[str] = []
+    if recorded.backend != backend:
+        problems.append(f"backend {backend!r} is not the tuned {recorded.backend!r}")
     if recorded.digest is not None and digest is not None:
         if recorded.digest != digest:
             problems.append(
@@ -348,6 +357,8 @@ def _provenance(raw: Any) -> Provenance:
         wanted: type = int if name == "scoring_version" else str
         if value is not None and (not isinstance(value, wanted) or isinstance(value, bool)):
             raise ConfigError(f"provenance.{name}={value!r} must be {wanted.__name__}")
-    if kept.get("backend", BACKEND) != BACKEND:
-        raise ConfigError(f"provenance.backend {kept['backend']!r}: this extract runs {BACKEND!r}")
+    if "backend" in kept and kept["backend"] not in BACKENDS:
+        raise ConfigError(
+            f"provenance.backend {kept['backend']!r} is not one of {', '.join(BACKENDS)}"
+        )
     return Provenance(**kept)

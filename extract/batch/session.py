@@ -151,7 +151,8 @@ class Labeling:
         given: list[str | None] = [None]
         if hosts:
             given = [hosts] if isinstance(hosts, str) else list(hosts)
-        resolved = (Settings.resolve(u, backend=check_backend(backend)) for u in given)
+        self.backend = check_backend(backend)
+        resolved = (Settings.resolve(u, backend=self.backend) for u in given)
         self.extractors = [
             AsyncExtractor(
                 model, host=url, api_key=api_key, backend=backend, transport=transport, **options
@@ -368,7 +369,11 @@ class Labeling:
             except ExtractError as exc:
                 logger.warning("cannot read the model's digest: %s", exc)
         problems = provenance_mismatch(
-            recorded, model=extractor.model, digest=digest, options=self.options
+            recorded,
+            model=extractor.model,
+            digest=digest,
+            options=self.options,
+            backend=self.backend,
         )
         if problems:
             raise ConfigError(mismatch_message(problems))

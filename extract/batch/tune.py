@@ -27,6 +27,7 @@ from typing import Any
 import httpx
 
 from .._version import __version__
+from ..client.backends import BackendName
 from ..client.calls import CallOptions
 from ..core import tuning
 from ..core.calibration import DOMAIN_DOCUMENTS, DOMAIN_MIN_DOCUMENTS
@@ -76,6 +77,7 @@ class Tuner:
         *,
         model: str | None = None,
         hosts: Sequence[str] | None = None,
+        backend: BackendName = "ollama",
         space: Space | None = None,
         folds: int = tuning.DEFAULT_FOLDS,
         calibration_share: float = tuning.DEFAULT_CALIBRATION,
@@ -88,6 +90,7 @@ class Tuner:
     ) -> None:
         self.gold, self.schema = gold, Schema.load(schema)
         self.model, self.hosts = model, list(hosts or []) or None
+        self.backend = backend
         self.space = space or Space()
         self.candidates = self.space.candidates()
         self.budget, self.cache, self.transport, self.seed = budget, cache, transport, seed
@@ -286,6 +289,7 @@ class Tuner:
                 self.schema,
                 model=self.model,
                 hosts=self.hosts,
+                backend=self.backend,
                 cache=self.cache,
                 transport=self.transport,
                 concurrency=1,
@@ -361,6 +365,7 @@ class Tuner:
             provenance=Provenance(
                 model=model,
                 digest=digest,
+                backend=self.backend,
                 decode_path=decode_path(options),
                 extract_version=__version__,
                 gold_sha256=self.gold.sha256,

@@ -12,6 +12,7 @@ from ..batch.cache import Cache
 from ..batch.evaluation.data import load_gold, read_texts
 from ..batch.labeling_config import file_sha256
 from ..batch.tune import DEFAULT_SHOTS, GoldSet, Space, Tuner, TuneReport
+from ..client.backends import BackendName
 from ..core import tuning
 from ..core.schema import Schema
 from .common import cache_options, local_server, model_options
@@ -124,6 +125,7 @@ def tune_command(
     text_field: str,
     model: str | None,
     hosts: tuple[str, ...],
+    backend: BackendName,
     local: bool,
     cache_path: Path | None,
     no_cache: bool,
@@ -186,6 +188,7 @@ def tune_command(
                 loaded,
                 model=chosen,
                 hosts=urls,
+                backend=backend,
                 space=space,
                 folds=folds,
                 calibration_share=calibration_share,
