@@ -17,9 +17,10 @@ from typing import Any, Literal, TypedDict, Unpack
 import httpx
 import tenacity
 
-from ..core import calibration
+from ..core import calibration, decide
 from ..core.calibration import Prior, PriorCache, PriorKey
 from ..core.confidence import score_choices
+from ..core.decide import Layout
 from ..core.flow import AttemptFlow, choose_format
 from ..core.images import ImageInput
 from ..core.prompt import build_prompt, check_examples
@@ -79,6 +80,7 @@ class CallOptions(TypedDict, total=False):
     confidence_temperature: float
     calibrate: bool
     samples: int
+    decide_choices: bool | None
     examples: Sequence[tuple[str, Any]] | None
     # Request fields copied as given:
     suffix: str | None
@@ -114,6 +116,7 @@ class Call:
     confidence_temperature: float = 1.0
     calibrate: bool = True
     samples: int = 1
+    decide_choices: bool | None = None
     given: CallOptions = dataclasses.field(default_factory=lambda: CallOptions())
     rendering: Literal["shape", "schema"] = "shape"
 
@@ -154,6 +157,8 @@ class Planner:
         self._token_seconds: float | None = None
         # Schemas this host refused as format: their documents are sent with "json".
         self.fallbacks = FormatFallbacks()
+        # Set when the server refused a begun reply (``decides``): replies are generated whole.
+        self.continuation_refused = False
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(model={self.model!r}, host={self.settings.host!r})"
@@ -211,6 +216,7 @@ class Planner:
             confidence_temperature=_temperature(opts.get("confidence_temperature", 1.0)),
             calibrate=opts.get("calibrate", True),
             samples=samples,
+            decide_choices=_decide_choices(opts.get("decide_choices")),
             given=overrides,
             rendering=opts.get("rendering", "shape"),
         )
@@ -324,6 +330,25 @@ class Planner:
         """Whether this call's choice fields get a confidence (the server must be able to)."""
         return call.confidence and call.schema.has_choices and self.known.logprobs
 
+    def decides(self, call: Call) -> Layout | None:
+        """The layout of ``call``'s reply when its choice fields are to be decided from one
+        token each (``core.decide``), else None (the reply is generated whole).
+
+        ``decide_choices``: None decides where the server continues a reply with
+        log-probabilities (``ModelFacts.continues_reply``); True decides wherever the server
+        sends log-probabilities; False never.
+        """
+        known = self.known
+        if call.decide_choices is False or self.continuation_refused:
+            return None
+        if not known.logprobs or call.samples > 1:
+            return None
+        if call.decide_choices is None and not known.continues_reply:
+            return None
+        if any(k in call.request for k in ("raw", "template", "context", "suffix", "images")):
+            return None  # a chat continuation cannot carry these as /api/generate does
+        return decide.layout(call.schema)
+
     def prior_key(self, call: Call) -> PriorKey | None:
         """Where this call's content-free prior is kept, or None when it is not calibrated."""
         if not (call.calibrate and self.scores_choices(call)):
@@ -423,6 +448,16 @@ def _given(opts: CallOptions) -> dict[str, Any]:
             check = GIVEN_CHECKS.get(name)
             given[name] = check(value) if check is not None else value
     return given
+
+
+def _decide_choices(value: Any) -> bool | None:
+    """``decide_choices`` checked: None (where the server allows it), True or False."""
+    if value is not None and not isinstance(value, bool):
+        raise ConfigError(
+            f"decide_choices={value!r}: use None (where the server continues a reply), "
+            "True or False"
+        )
+    return value
 
 
 def _temperature(value: Any) -> float:

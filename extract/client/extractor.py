@@ -25,7 +25,7 @@ from .backends import BackendName, open_async_backend, open_backend
 from .backoff import Backoff
 from .calls import Call, CallOptions, Event, Planner
 from .config import Settings
-from .protocol import Ask, Nested, Step, facts, learn_prior, settle, steps
+from .protocol import Ask, Continue, Nested, Step, facts, learn_prior, settle, steps
 
 M = TypeVar("M", bound=BaseModel)
 R = TypeVar("R")
@@ -193,6 +193,17 @@ class Extractor(_Driver):
                 answer, thrown = None, exc
 
     def _perform(self, step: Step) -> Any:
+        if isinstance(step, Continue):
+            backoff = Backoff(step.call.retry)
+            while True:
+                try:
+                    return self._backend.continue_reply(
+                        step.request, step.prefill, timeout=step.call.timeout
+                    )
+                except TransportError as exc:
+                    backoff.wait(exc)
+                except BadRequest:
+                    return None  # the server refuses a begun reply: generate it whole
         if isinstance(step, Ask):
             backoff = Backoff(step.call.retry)
             while True:
@@ -325,6 +336,17 @@ class AsyncExtractor(_Driver):
                 answer, thrown = None, exc
 
     async def _perform(self, step: Step) -> Any:
+        if isinstance(step, Continue):
+            backoff = Backoff(step.call.retry)
+            while True:
+                try:
+                    return await self._backend.continue_reply(
+                        step.request, step.prefill, timeout=step.call.timeout
+                    )
+                except TransportError as exc:
+                    await backoff.await_wait(exc)
+                except BadRequest:
+                    return None  # the server refuses a begun reply: generate it whole
         if isinstance(step, Ask):
             backoff = Backoff(step.call.retry)
             while True:

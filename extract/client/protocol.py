@@ -6,6 +6,8 @@ returns the ``Extraction``. A driver (``Extractor`` waits, ``AsyncExtractor`` aw
 - :class:`Ask`: one small request under the call's transport retries — the backend's facts
   of the server and model, or a reply that is not streamed (the content-free prior); answered
   with what the transport returns;
+- :class:`Continue`: one deciding step of a choice field (``core.decide``): the request with
+  its reply begun, for one token; answered with what the server added;
 - :class:`Nested`: another extraction (a piece of a long document, or one sample); answered
   with its ``Extraction``;
 - :class:`Attempts`: the attempt loop of ``core.flow`` for a planned call (send, feed the
@@ -23,6 +25,7 @@ from collections.abc import Generator, Sequence
 from typing import Any
 
 from ..core.calibration import CONTENT_FREE_DOCUMENT, LearnedPrior, domain_documents
+from ..core.decide import decide, step_request
 from ..core.result import Extraction
 from ..core.wire import GenerateRequest, GenerateResult, Metrics
 from ..errors import ExtractionFailed, OutputError
@@ -41,6 +44,16 @@ class Ask:
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
+class Continue:
+    """Send ``request`` with its reply begun as ``prefill``, under ``call``'s retries;
+    answered with None when the server refuses it."""
+
+    call: Call
+    request: GenerateRequest
+    prefill: str
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
 class Nested:
     """Extract ``text`` with ``options`` (a piece, or a sample)."""
 
@@ -56,7 +69,7 @@ class Attempts:
     call: Call
 
 
-Step = Ask | Nested | Attempts
+Step = Ask | Continue | Nested | Attempts
 Steps = Generator[Step, Any, Extraction[Any]]
 
 
@@ -93,8 +106,50 @@ def steps(planner: Planner, text: str, schema: Any, options: CallOptions) -> Ste
             except ExtractionFailed as exc:
                 failure = exc
         return reported(call, voted(call, samples, failure, planner.model, planner.settings.host))
-    done: Extraction[Any] = yield Attempts(call)
+    decided = yield from decide_choices(planner, call)
+    done: Extraction[Any] = decided if decided is not None else (yield Attempts(call))
     return (yield from settle(planner, call, done))
+
+
+def decide_choices(planner: Planner, call: Call) -> Generator[Step, Any, Extraction[Any] | None]:
+    """``call``'s reply written by extract with each choice field decided from one token
+    (``core.decide``), as the attempt loop would have recorded it; None where that is not
+    done (see ``Planner.decides``) or a field could not be decided, and the reply is then
+    generated whole."""
+    plan = planner.decides(call)
+    if plan is None:
+        return None
+    flow = planner.flow(call)
+    request = step_request(flow.request())
+    decider = decide(plan)
+    prefill = next(decider)
+    usage = Metrics()
+    while True:
+        try:
+            reply: GenerateResult | None = yield Continue(call, request, prefill)
+        except OutputError:
+            return None
+        if reply is None:
+            planner.continuation_refused = True
+            return None
+        usage += reply.metrics
+        entry = reply.logprobs[0] if reply.logprobs else None
+        try:
+            prefill = decider.send(entry)
+        except StopIteration as stop:
+            outcome = stop.value
+            break
+    if outcome is None:
+        return None
+    text, scores = outcome
+    try:
+        done = flow.record(GenerateResult(text, done_reason="stop", metrics=usage))
+    except ExtractionFailed:
+        return None
+    if done is None:
+        return None  # extract's own text did not validate (say, a grounded field)
+    confidence = {path: s.confidence for path, s in scores.items()}
+    return dataclasses.replace(done, choices=scores, confidence=confidence)
 
 
 def settle(planner: Planner, call: Call, done: Extraction[Any]) -> Steps:

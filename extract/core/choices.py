@@ -48,6 +48,15 @@ def options_at(index: SchemaIndex, parts: Parts) -> tuple[Any, ...] | None:
     return tuple({option_key(v): v for v in found}.values())
 
 
+def node_at(index: SchemaIndex, parts: Parts) -> Any | None:
+    """The one subschema that governs ``parts`` (``$ref`` followed), or None when none or
+    several do, or one cannot be followed."""
+    nodes = _nodes_at(index, index.root, index.resolver, parts)
+    if nodes is None or len(nodes) != 1:
+        return None
+    return nodes[0][0]
+
+
 def _resolved(
     index: SchemaIndex, node: Any, resolver: Scope, depth: int
 ) -> tuple[Any, Scope] | None:

@@ -54,6 +54,9 @@ class ModelFacts:
     schema_format: bool = False
     # The server takes `truncate: false` and refuses an over-long prompt instead of cutting it.
     refuses_overflow: bool = False
+    # The server continues a reply begun for it (a final assistant message) and sends the
+    # log-probabilities of what it adds: choice fields can be decided a token at a time.
+    continues_reply: bool = False
 
 
 class Backend(Protocol):
@@ -81,6 +84,14 @@ class Backend(Protocol):
         """Send one generation and return the whole result."""
         ...
 
+    def continue_reply(
+        self, request: GenerateRequest, prefill: str, *, timeout: httpx.Timeout | None = None
+    ) -> GenerateResult:
+        """Send ``request`` with its reply begun as ``prefill``, for the server to continue;
+        the result holds what it added. Raises as ``generate`` does, and ConfigError where the
+        backend cannot begin a reply."""
+        ...
+
     def close(self) -> None: ...
 
 
@@ -99,6 +110,10 @@ class AsyncBackend(Protocol):
 
     async def generate(
         self, request: GenerateRequest, *, timeout: httpx.Timeout | None = None
+    ) -> GenerateResult: ...
+
+    async def continue_reply(
+        self, request: GenerateRequest, prefill: str, *, timeout: httpx.Timeout | None = None
     ) -> GenerateResult: ...
 
     async def aclose(self) -> None: ...

@@ -45,7 +45,42 @@ def model_facts(version: str, show: Any) -> ModelFacts:
         logprobs=server_at_least(version, LOGPROBS_SINCE),
         schema_format=supports_schema_format(version),
         refuses_overflow=server_at_least(version, TRUNCATE_FLAG_SINCE),
+        continues_reply=server_at_least(version, LOGPROBS_SINCE)
+        and continues_final_message(show.get("template")),
     )
+
+
+def continues_final_message(template: Any) -> bool:
+    """Whether /api/chat continues a final assistant message under the model's ``template``
+    (as /api/show gives it) rather than closing it and opening a new turn.
+
+    Ollama renders a chat with the model's Go template (``server/prompt.go`` renderPrompt,
+    ``template/template.go`` Execute). A legacy template (no ``.Messages``) is cut right after
+    the last ``.Response``, so the last assistant message stays open (a template without
+    ``.Response`` drops it); a ``.Messages`` template
+    leaves it open only when it says so (``{{ if not $last }}`` around the end-of-turn mark,
+    as the library's current templates do). A Jinja template (``{%``) is the GGUF's own,
+    rendered by llama-server, which continues a final assistant message (its prefill), as
+    extract's own server does.
+
+    >>> continues_final_message("{{ .System }} {{ .Prompt }}{{ .Response }}")
+    True
+    >>> continues_final_message("{{ range .Messages }}{{ .Content }}<|im_end|>{{ end }}")
+    False
+    >>> continues_final_message("{{ range $i, $_ := .Messages }}{{ .Content }}"
+    ...                         "{{ if not $last }}<|im_end|>{{ end }}{{ end }}")
+    True
+    """
+    if not isinstance(template, str) or not template:
+        return False
+    if "{%" in template:
+        return True
+    if ".Messages" not in template:
+        return ".Response" in template  # without it the assistant's text is not rendered
+    return bool(_OPEN_LAST.search(template))
+
+
+_OPEN_LAST = re.compile(r"\{\{-?\s*if\s+not\s+\$last\b")
 
 
 def listed_digest(show: Any, tags: Any, model: str) -> str | None:

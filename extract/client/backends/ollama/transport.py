@@ -24,6 +24,7 @@ from ....errors import (
 from ...config import Settings
 from ...urls import redact
 from .. import Delta, ModelFacts
+from .chat import continuation_body, continuation_result
 from .direct import JSON_BODY, Direct, encoded, proxied
 from .facts import listed_digest, model_facts
 from .replies import MAX_ERROR_BODY, LineSplitter, ReplyReader, error_for_status
@@ -144,6 +145,12 @@ class _Base:
         models = reply.get("models") if isinstance(reply, dict) else None
         return [m for m in models or [] if isinstance(m, dict)]
 
+    def _continue_flow(self, request: GenerateRequest, prefill: str) -> Flow[GenerateResult]:
+        model = request.get("model", "")
+        request_ = self._build("POST", "/api/chat", continuation_body(request, prefill))
+        reply = self._json((yield request_), model)
+        return continuation_result(reply, host=self.host, model=model)
+
     def _ping_flow(self) -> Flow[str]:
         response = yield self._build("GET", "/")
         self._check(response, response.content, None)
@@ -236,6 +243,13 @@ class Transport(_Base):
         if (tail := splitter.flush()) is not None and any(delta := reader.feed_line(tail)):
             yield delta
         yield reader.result()
+
+    def continue_reply(
+        self, request: GenerateRequest, prefill: str, *, timeout: httpx.Timeout | None = None
+    ) -> GenerateResult:
+        """POST /api/chat with the reply begun as ``prefill`` (see ``chat``); not streamed.
+        Raises as ``stream_generate`` does."""
+        return self._run(self._continue_flow(request, prefill), request.get("model"))
 
     def _send_generate(self, body: bytes, timeout: httpx.Timeout | None) -> httpx.Response:
         """POST ``body`` to /api/generate, straight to the pool when it may (see ``direct``);
@@ -340,6 +354,12 @@ class AsyncTransport(_Base):
         if (tail := splitter.flush()) is not None and any(delta := reader.feed_line(tail)):
             yield delta
         yield reader.result()
+
+    async def continue_reply(
+        self, request: GenerateRequest, prefill: str, *, timeout: httpx.Timeout | None = None
+    ) -> GenerateResult:
+        """POST /api/chat with the reply begun; see ``Transport.continue_reply``."""
+        return await self._run(self._continue_flow(request, prefill), request.get("model"))
 
     async def _send_generate(self, body: bytes, timeout: httpx.Timeout | None) -> httpx.Response:
         """The asyncio twin of ``Transport._send_generate``."""

@@ -15,7 +15,7 @@ from typing import Any
 import httpx
 
 from ....core.wire import GenerateRequest, GenerateResult
-from ....errors import BadRequest, ModelNotFound, ServerError
+from ....errors import BadRequest, ConfigError, ModelNotFound, ServerError
 from ...config import Settings
 from ...urls import redact
 from .. import Delta, ModelFacts
@@ -41,6 +41,15 @@ class _Base:
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(host={self.host!r})"
+
+    def no_continuation(self) -> ConfigError:
+        """The error for a begun reply: the OpenAI-compatible API has no portable way to have
+        a reply continued (``continue_final_message`` is vLLM's and SGLang's own), so
+        choice fields are generated whole on this backend."""
+        return ConfigError(
+            f"decide_choices=True: the openai backend cannot continue a begun reply at "
+            f"{self.host}; leave decide_choices unset, or use the ollama backend"
+        )
 
     def _facts(self, response: httpx.Response, model: str) -> ModelFacts:
         if response.status_code == 404:  # a server without /v1/models: nothing known
@@ -151,6 +160,12 @@ class Transport(_Base):
                 return item
         raise AssertionError("stream_generate ended without a result")  # pragma: no cover
 
+    def continue_reply(
+        self, request: GenerateRequest, prefill: str, *, timeout: httpx.Timeout | None = None
+    ) -> GenerateResult:
+        """Raises ConfigError: see ``_Base.no_continuation``."""
+        raise self.no_continuation()
+
 
 class AsyncTransport(_Base):
     """The asyncio twin of ``Transport``."""
@@ -215,6 +230,12 @@ class AsyncTransport(_Base):
         finally:
             await items.aclose()
         raise AssertionError("stream_generate ended without a result")  # pragma: no cover
+
+    async def continue_reply(
+        self, request: GenerateRequest, prefill: str, *, timeout: httpx.Timeout | None = None
+    ) -> GenerateResult:
+        """Raises ConfigError: see ``_Base.no_continuation``."""
+        raise self.no_continuation()
 
 
 def _json(body: bytes, host: str) -> Any:
