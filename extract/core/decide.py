@@ -8,19 +8,19 @@ generating it token by token, :func:`decide` asks the server to continue a reply
 written up to the next deciding token (a prefill), for one token, with the most likely tokens
 at that place (``top_logprobs``), and reads the options' weights from them:
 
-- The prefill holds everything the open options share (the opening quote of string options,
-  ``"feature_`` for ``"feature_request"`` against ``"feature_flag"``), so the next token is
-  where they part.
+- The prefill holds the punctuation every option opens with (the quote of string options),
+  not more: a shared word cut short would split where the model's own tokens do not.
 - The listed tokens are matched against the options exactly as ``core.confidence`` matches a
   generated reply's tokens (its ``_consistent``): a token may begin an option, or hold all of
   it and JSON punctuation; one that fits several options shares its probability evenly; one
   fits none is what a schema grammar would have forbidden.
 - The option taken is that of the most likely listed token that fits one: what greedy
   decoding under the grammar would have taken. When that token still fits several options
-  (they share a prefix beyond it), the prefill grows by it and the next token is asked for; a
-  token's options that are left behind get their share there, renormalised over the options
-  still open, as in ``core.confidence``. So each field costs one request per point where its
-  options part along the way taken: one, for options that differ from their first token.
+  (they share a prefix beyond it: ``"feature_request"``, ``"feature_flag"``), the prefill
+  grows by it and the next token is asked for; the options left behind get their share where
+  they leave, renormalised over the options still open, as in ``core.confidence``, and a
+  token all open options share moves nothing. So a field costs one request for options that
+  differ from their first token, and one more per token of a shared prefix.
 - An option missing from the listed tokens where it leaves gets the lowest listed probability.
 
 The result is the reply's text and each field's ``ChoiceScores``, as ``score_choices`` would
@@ -158,7 +158,8 @@ def _field(
     for _ in range(MAX_STEPS):
         if len(live) == 1:
             break
-        done += _common([spelled[o][len(done) :] for o in live])
+        if not done:
+            done = _opening([spelled[o] for o in live])
         entry = yield head + done
         if entry is None or not entry.top:
             return None
@@ -171,7 +172,11 @@ def _field(
         pick = max(fitting, key=lambda t: listed[t])
         kept = groups[pick]
         if kept == live:
-            return None  # the likeliest token says nothing (whitespace): not read here
+            # Not where the options part (a prefix they share): take the token, ask again.
+            done = _candidate(done, pick)
+            if not done:
+                return None  # only whitespace, which the next request would repeat
+            continue
         mass: dict[int, float] = {}
         for token, logprob in listed.items():
             group = groups[token]
@@ -209,12 +214,15 @@ def _fits(done: str, token: str, spelled: tuple[str, ...], live: frozenset[int])
     return frozenset(o for o in live if _consistent(candidate, spelled[o]))
 
 
-def _common(texts: list[str]) -> str:
-    first = min(texts, key=len) if texts else ""
-    for i, char in enumerate(first):
-        if any(t[i] != char for t in texts):
-            return first[:i]
-    return first
+def _opening(texts: list[str]) -> str:
+    """The punctuation every option opens with (the quote of strings): part of the prefill.
+    A shared word is not, since the prefill would cut it where the model's tokens do not."""
+    common = ""
+    for chars in zip(*texts, strict=False):
+        if len(set(chars)) > 1 or chars[0].isalnum() or chars[0] in "_-.":
+            break
+        common += chars[0]
+    return common
 
 
 def step_request(request: GenerateRequest) -> GenerateRequest:
