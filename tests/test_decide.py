@@ -10,6 +10,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import pytest
+from conftest import Scripted, logprob_entry
 
 from extract import Extractor
 from extract.client.backends.ollama.facts import model_facts
@@ -18,8 +19,6 @@ from extract.core.decide import Layout, decide, layout, step_request
 from extract.core.schema import Schema
 from extract.core.wire import TokenLogprob
 from extract.server.scripted import Reply
-
-from conftest import Scripted, logprob_entry
 
 SENTIMENT = {
     "type": "object",
@@ -83,8 +82,11 @@ def test_layout_is_fixed_text_around_the_choice_fields() -> None:
     [
         {"type": "object", "properties": {"note": {"type": "string"}}, "required": ["note"]},
         {"type": "object", "properties": {"ok": {"type": "boolean"}}},  # optional: may be left out
-        {"type": "object", "properties": {"ok": {"type": "boolean"}, "n": {"type": "integer"}},
-         "required": ["ok", "n"]},
+        {
+            "type": "object",
+            "properties": {"ok": {"type": "boolean"}, "n": {"type": "integer"}},
+            "required": ["ok", "n"],
+        },
     ],
 )
 def test_a_schema_with_a_field_that_is_not_a_choice_has_no_layout(schema: Any) -> None:
@@ -106,9 +108,10 @@ def test_one_token_decides_and_scores_as_the_generated_reply_would() -> None:
         [entry('{"sentiment": "'), entry("negative", **top), entry('"}')],
     )
     assert scores == generated
-    assert math.isclose(scores["$.sentiment"].confidence, math.exp(-0.4) / (
-        math.exp(-0.4) + math.exp(-1.5) + math.exp(-2.5)
-    ))
+    assert math.isclose(
+        scores["$.sentiment"].confidence,
+        math.exp(-0.4) / (math.exp(-0.4) + math.exp(-1.5) + math.exp(-2.5)),
+    )
 
 
 def test_the_likeliest_token_that_fits_an_option_decides_not_the_first_listed() -> None:
@@ -136,9 +139,9 @@ def test_shared_prefix_is_followed_up_where_the_options_part() -> None:
         [entry('{"kind": "'), first, second, entry('"}')],
     )
     assert scores == generated
-    assert scores["$.kind"].by_option()['"billing"'] < scores["$.kind"].by_option()[
-        '"feature_flag"'
-    ]
+    assert (
+        scores["$.kind"].by_option()['"billing"'] < scores["$.kind"].by_option()['"feature_flag"']
+    )
 
 
 def test_a_prefix_all_options_share_moves_nothing_and_is_followed() -> None:
@@ -226,9 +229,12 @@ def test_a_step_asks_one_token_with_alternatives_and_no_format() -> None:
     [
         ("{{ .System }}{{ .Prompt }}<|assistant|>{{ .Response }}<|end|>", True),
         ("{{ .Prompt }}", False),  # the assistant's text would not be rendered
-        ("{{ range .Messages }}<|im_start|>{{ .Role }}\n{{ .Content }}<|im_end|>\n{{ end }}", False),
-        ("{{- range $i, $_ := .Messages }}{{ .Content }}{{ if not $last }}<|im_end|>{{ end }}"
-         "{{ end }}", True),
+        ("{{ range .Messages }}{{ .Role }}\n{{ .Content }}<|im_end|>\n{{ end }}", False),
+        (
+            "{{- range $i, $_ := .Messages }}{{ .Content }}{{ if not $last }}<|im_end|>{{ end }}"
+            "{{ end }}",
+            True,
+        ),
         ("{% for m in messages %}{{ m.content }}{% endfor %}", True),
     ],
 )
@@ -267,11 +273,13 @@ def test_the_choice_path_gives_what_full_generation_gives(
     assert decided.confidence == pytest.approx(full.confidence)
     assert decided.choices == full.choices
     chats = [r.body for r in server.engine.requests if r.path == "/api/chat"]
-    assert len(chats) == 1 and len(server.generates()) == 1
+    assert len(chats) == 1
+    assert len(server.generates()) == 1
     body = chats[0]
     assert body["messages"][-1] == {"role": "assistant", "content": '{"sentiment": "'}
     assert body["messages"][-2]["content"] == server.generates()[0]["prompt"]
-    assert "format" not in body and body["options"]["num_predict"] == 1
+    assert "format" not in body
+    assert body["options"]["num_predict"] == 1
     assert (body["logprobs"], body["top_logprobs"], body["stream"]) == (True, 20, False)
 
 
@@ -331,6 +339,6 @@ def test_the_openai_backend_refuses_to_continue_a_reply_when_told_to() -> None:
 def test_decide_choices_is_checked() -> None:
     from extract.errors import ConfigError
 
-    with Extractor("tiny", host="http://127.0.0.1:9", decide_choices="yes") as extractor:  # type: ignore[arg-type]
-        with pytest.raises(ConfigError, match="decide_choices='yes'"):
-            extractor.preview("text", SENTIMENT)
+    extractor = Extractor("tiny", host="http://127.0.0.1:9", decide_choices="yes")  # type: ignore[arg-type]
+    with extractor, pytest.raises(ConfigError, match="decide_choices='yes'"):
+        extractor.preview("text", SENTIMENT)
