@@ -342,3 +342,52 @@ def test_decide_choices_is_checked() -> None:
     extractor = Extractor("tiny", host="http://127.0.0.1:9", decide_choices="yes")  # type: ignore[arg-type]
     with extractor, pytest.raises(ConfigError, match="decide_choices='yes'"):
         extractor.preview("text", SENTIMENT)
+
+
+class Sentiments:
+    """Answers a document by its first word, generated whole or continued from a prefill."""
+
+    def __call__(self, body: Any) -> Reply:
+        if "messages" in body:
+            text = body["messages"][-2]["content"]
+        else:
+            text = body["prompt"]
+        word = "positive" if "good" in text.split("<document>")[-1] else "negative"
+        top = {
+            word: -0.2,
+            "neutral": -2.0,
+            ("negative" if word == "positive" else "positive"): -1.7,
+        }
+        if "messages" in body:
+            return continued_reply(word, **top)
+        return generated_reply(word, **top)
+
+
+@pytest.mark.parametrize("concurrency", [1, 2])
+def test_a_batch_writes_the_same_records_either_way(
+    scripted: Callable[..., Scripted], concurrency: int
+) -> None:
+    from extract import Labeling
+
+    documents = [{"id": k, "text": ("good day" if k % 3 else "bad day")} for k in range(9)]
+
+    def label(decide_choices: bool) -> list[dict[str, Any]]:
+        server = scripted(responder=Sentiments())
+        with Labeling(
+            SENTIMENT,
+            model="tiny",
+            hosts=server.url,
+            concurrency=concurrency,
+            calibrate=False,
+            decide_choices=decide_choices,
+        ) as session:
+            records = [r.to_json() for r in session.results(documents)]
+        paths = {r.path for r in server.engine.requests}
+        assert ("/api/chat" in paths) is decide_choices
+        return [{k: v for k, v in r.items() if k != "usage"} for r in records]
+
+    decided, whole = label(True), label(False)
+    assert decided == whole
+    assert [r["value"]["sentiment"] for r in decided] == [
+        "negative" if k % 3 == 0 else "positive" for k in range(9)
+    ]
