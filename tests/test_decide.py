@@ -348,10 +348,7 @@ class Sentiments:
     """Answers a document by its first word, generated whole or continued from a prefill."""
 
     def __call__(self, body: Any) -> Reply:
-        if "messages" in body:
-            text = body["messages"][-2]["content"]
-        else:
-            text = body["prompt"]
+        text = body["messages"][-2]["content"] if "messages" in body else body["prompt"]
         word = "positive" if "good" in text.split("<document>")[-1] else "negative"
         top = {
             word: -0.2,
