@@ -388,3 +388,40 @@ def test_a_batch_writes_the_same_records_either_way(
     assert [r["value"]["sentiment"] for r in decided] == [
         "negative" if k % 3 == 0 else "positive" for k in range(9)
     ]
+
+
+@pytest.mark.parametrize(("flag", "chats"), [("--decide-choices", 2), ("--generate-choices", 0)])
+def test_label_takes_the_flag(
+    scripted: Callable[..., Scripted], tmp_path: Any, flag: str, chats: int
+) -> None:
+    from click.testing import CliRunner
+
+    from extract.cli import main
+
+    server = scripted(responder=Sentiments())
+    source = tmp_path / "in.jsonl"
+    source.write_text('{"id": 1, "text": "good"}\n{"id": 2, "text": "bad"}\n', encoding="utf-8")
+    schema = tmp_path / "s.json"
+    schema.write_text(json.dumps(SENTIMENT), encoding="utf-8")
+    out = tmp_path / "out.jsonl"
+    result = CliRunner().invoke(
+        main,
+        [
+            "label",
+            str(source),
+            "-o",
+            str(out),
+            "-s",
+            str(schema),
+            "--host",
+            server.url,
+            "-m",
+            "tiny",
+            "--no-calibrate",
+            flag,
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    values = [json.loads(line)["value"] for line in out.read_text().splitlines()]
+    assert values == [{"sentiment": "positive"}, {"sentiment": "negative"}]
+    assert sum(r.path == "/api/chat" for r in server.engine.requests) == chats

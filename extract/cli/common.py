@@ -193,6 +193,14 @@ _CALL_FLAGS = (
         help="Take the model's own choice for enum and boolean fields, uncalibrated.",
     ),
     click.option(
+        "--decide-choices/--generate-choices",
+        "decide_choices",
+        default=None,
+        help="Enum and boolean fields: decide each from the model's scores at one token (a "
+        "short request per field, where the server continues a begun reply), or generate the "
+        "whole reply. Default: decide where the server allows it.",
+    ),
+    click.option(
         "--confidence-temperature",
         type=click.FloatRange(min=0, min_open=True),
         help="Report each confidence with its log-odds divided by T (`extract eval` fits T on "
@@ -253,6 +261,8 @@ def call_options(func: F) -> F:
             call["examples"] = read_examples(examples)
         if kwargs.pop("no_calibrate"):
             call["calibrate"] = False
+        if (decide_choices := kwargs.pop("decide_choices")) is not None:
+            call["decide_choices"] = decide_choices
         if (temperature := kwargs.pop("confidence_temperature")) is not None:
             call["confidence_temperature"] = temperature
         return func(*args, call=call, **kwargs)
