@@ -407,9 +407,12 @@ def _render_chat(llm: Any, messages: list[Mapping[str, Any]]) -> str:
     """The chat rendered with the model's template, ready for the assistant's turn.
 
     A final assistant message is a prefill: it is rendered open, after the turns before it and
-    the assistant's opening, so that generation continues it, as Ollama does (its templates
-    leave the last assistant message unclosed; ``template/template.go`` cuts a legacy template
-    after ``.Response``).
+    the assistant's opening, so that generation continues it, as Ollama does (ollama/ollama at
+    fb30760996871fa9460115c753afd2c60d4ab0f7: ``server/prompt.go`` chatPrompt renders the
+    messages with the model's template; ``template/template.go`` Execute cuts a legacy template
+    after ``.Response``, and the library's ``.Messages`` templates close a turn only
+    ``if not $last``; a GGUF's Jinja template goes to llama-server, which prefills the same
+    way). ``format``, ``logprobs`` and ``top_logprobs`` then apply to the generated tokens only.
     """
     template = llm.metadata.get("tokenizer.chat_template")
     plain = [{"role": str(m.get("role")), "content": str(m.get("content") or "")} for m in messages]
