@@ -176,9 +176,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"goal: lower end ≥ {GOAL_ACCURACY_LOW}"
     )
     whole_tally = tallies[WAYS[1]]
+    (w_low, w_high), (v_low, v_high) = bootstrap(ours, whole_tally, args.rounds, args.seed)
     print(
-        f"extract deciding − extract whole, accuracy: "
-        f"{ours.accuracy() - whole_tally.accuracy():+.3f}"
+        f"extract deciding / whole, s per correct label: "
+        f"{ours.per_correct() / whole_tally.per_correct():.3f} ({w_low:.3f}–{w_high:.3f}); "
+        f"accuracy: {ours.accuracy() - whole_tally.accuracy():+.3f} ({v_low:+.3f} to {v_high:+.3f})"
     )
     met = ratio <= GOAL_RATIO and r_high <= GOAL_RATIO_HIGH and d_low >= GOAL_ACCURACY_LOW
     print("P8 met" if met else "P8 missed")
