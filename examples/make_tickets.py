@@ -99,7 +99,7 @@ def main() -> None:
     with args.output.open("w", encoding="utf-8") as out:
         for i in range(1, args.count + 1):
             text, category = ticket(rng)
-            line = {"id": f"{prefix}-{i:04d}", "text": text}
+            line: dict[str, object] = {"id": f"{prefix}-{i:04d}", "text": text}
             if args.labeled:
                 line["label"] = {"category": category}
             out.write(json.dumps(line) + "\n")
