@@ -26,12 +26,12 @@ from ..errors import (
 from .calibration import replace_at
 from .confidence import score_choices
 from .decode import candidates, decode_with_stage
+from .echo import echoed
 from .grounding import Span, values_at
 from .guard import StreamGuard
 from .prompt import build_reask
 from .result import Attempt, Extraction
 from .schema import Schema
-from .schema_render import echoed_placeholder
 from .schema_walk import Parts, json_path
 from .wire import Format, GenerateRequest, GenerateResult, Metrics
 
@@ -195,10 +195,11 @@ class AttemptFlow:
         either; otherwise SchemaMismatch (re-ask).
         """
         value, validated = self._checked(value)
-        echo = echoed_placeholder(value, self.schema.placeholders, self.document or "")
+        echo = echoed(value, self.schema, self.document or "")
         if echo is not None:
             raise PlaceholderEcho(
-                "this repeats the shape's placeholder; write the value taken from the document",
+                "this repeats the words of the shape's placeholder or a description; "
+                "write the value taken from the document",
                 path=echo,
             )
         if not self.schema.grounded or self.document is None:
