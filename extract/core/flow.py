@@ -215,14 +215,21 @@ class AttemptFlow:
 
     def _checked(self, value: Any) -> tuple[Any, Any]:
         """``value`` (as JSON data, and validated): a grounded string the schema rejects at its
-        own path is nulled, then its key removed, while the schema allows that."""
+        own path is nulled, then its key removed, while the schema allows that. When the
+        schema allows neither, the error raised is the value's own (``'x' does not match
+        ...``), not what removing it led to (``'summary' is a required property``): the re-ask
+        must name what was wrong with the reply."""
+        first: SchemaMismatch | None = None
         for _ in range(MAX_GROUNDED_FIXES):
             try:
                 return value, self.schema.validate(value)
             except SchemaMismatch as exc:
                 where = self._grounded_at(value, exc.path) if self.document is not None else None
                 if where is None:
+                    if first is not None:
+                        raise first from exc
                     raise
+                first = first or exc
                 parent = value if len(where) < 2 else self._at(value, where[:-1])
                 if not where or not isinstance(parent, dict | list):
                     raise

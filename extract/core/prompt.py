@@ -105,9 +105,10 @@ def default_task(schema: Schema) -> str:
     """The task sentence when no instructions are given: the default one, naming what the
     schema says it is about (its ``description``, else its ``title``; the first paragraph).
 
-    Without it the model sees only the shape: on the single-call bench (bench/single_call.py,
-    SmolLM2-135M, 100 tweets) a schema that said "Overall sentiment of a text." was answered
-    0.09 less accurately than a plain one-line task prompt.
+    Without it the model is told nothing of the task but the shape: on the single-call bench
+    (bench/single_call.py, SmolLM2-135M, 100 tweets, a schema described as "Overall sentiment
+    of a text.") the generic sentence scored 0.82 and this one 0.85, against 0.90 for a plain
+    one-line task prompt.
 
     >>> default_task(Schema.load({"description": "Overall sentiment.\\n\\nMore.", "enum": [1]}))
     'Extract the information from the document below: Overall sentiment.'
