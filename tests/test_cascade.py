@@ -226,6 +226,10 @@ def test_from_gold_to_a_cascade_run_through_eval_and_the_config_file(
     written = json.loads(config.read_text())
     assert written["cascade"]["thresholds"] == [0.95, 0.9]
     assert written["cascade"]["guarantee"]["coverage"] == 0.75
+    # The file holds thresholds and no tiers yet: --escalate names them.
+    escalated = tmp_path / "escalated.jsonl"
+    by_flag = [*base, "-m", "small", "-o", str(escalated), "--cascade-config", str(config)]
+    assert runner.invoke(main, [*by_flag, "--escalate", "model=big"]).exit_code == 0
     written["cascade"]["tiers"] = [{"model": "big"}]
     config.write_text(json.dumps(written))
     out = tmp_path / "cascade.jsonl"
@@ -243,6 +247,8 @@ def test_from_gold_to_a_cascade_run_through_eval_and_the_config_file(
     assert [t["accepted"] for t in tiers["tiers"]] == [20, 40]
     assert tiers["review"] == 20
     lines = [json.loads(line) for line in out.read_text().splitlines()]
+    from_flag = [json.loads(line) for line in escalated.read_text().splitlines()]
+    assert [line["tier"] for line in from_flag] == [line["tier"] for line in lines]
     assert {len(line["tier_usage"]) for line in lines if line["tier"] == 2} == {2}
     assert {len(line["tier_usage"]) for line in lines if line["tier"] == 1} == {1}
 

@@ -71,6 +71,25 @@ def test_a_value_never_found_fails_the_extraction(scripted: Callable[..., Script
     assert info.value.last_error.to_dict()["path"] == "$.buyer"
 
 
+def test_a_required_value_breaking_its_own_rules_is_re_asked_with_that_reason(
+    scripted: Callable[..., Scripted],
+) -> None:
+    schema = {
+        "type": "object",
+        "properties": {"quote": {"type": "string", "pattern": "^[^.]+[.]$", "x-grounded": True}},
+        "required": ["quote"],
+    }
+    server = scripted()
+    server.engine.script(Reply.text('{"quote": "Sold. To Ann."}'), Reply.text('{"quote": "Sold."}'))
+    with Extractor("tiny", host=server.url) as ex:
+        result = ex.extract("Sold. To Ann.", schema=schema)
+    assert result.value == {"quote": "Sold."}
+    error = result.attempts[0].error
+    assert error is not None
+    assert "does not match" in str(error)  # the value's own fault, not "is a required property"
+    assert "required property" not in server.generates()[1]["prompt"]
+
+
 def test_an_optional_key_is_removed(scripted: Callable[..., Scripted]) -> None:
     schema = {
         "type": "object",
@@ -127,6 +146,16 @@ def test_the_bundled_schemas_mark_the_fields_that_copy_text() -> None:
     }
     assert ("vendor",) in Schema.load("invoice").grounded
     assert Schema.load("pii").grounded == (("spans", "*", "text"),)
+    assert Schema.load("sentiment").grounded == (("evidence",),)
+    assert Schema.load("ticket").grounded == (("request",),)
+    assert Schema.load("topic").grounded == (("keywords", "*"),)
+    assert {p[0] for p in Schema.load("product").grounded} == {
+        "name",
+        "brand",
+        "color",
+        "size",
+        "material",
+    }
     assert "x-grounded" not in json.dumps(Schema.load("contact").grammar)
 
 

@@ -113,8 +113,8 @@ SAMPLES: dict[str, tuple[Any, Any, str]] = {
         "$.currency",
     ),
     "ticket": (
-        {"category": "shipping", "priority": "high", "summary": "The parcel is two weeks late."},
-        {"category": "shipping", "priority": "high", "summary": "Late.", "assignee": "bob"},
+        {"category": "shipping", "priority": "high", "request": "The parcel is two weeks late."},
+        {"category": "shipping", "priority": "high", "request": None, "assignee": "bob"},
         "$",
     ),
 }

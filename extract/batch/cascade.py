@@ -134,23 +134,28 @@ def check_thresholds(thresholds: Sequence[float] | None, tiers: int) -> tuple[fl
 CONFIG_KEY, CONFIG_VERSION = "extract_labeling_config", 1
 
 
-def read_cascade(path: str | os.PathLike[str]) -> tuple[list[Tier], tuple[float, ...]]:
+def read_cascade(
+    path: str | os.PathLike[str], tiers: Sequence[Tier] | None = None
+) -> tuple[list[Tier], tuple[float, ...]]:
     """The tiers after the first and every tier's threshold, from a labeling config file's
     ``"cascade"`` section: ``{"tiers": [{"model", "hosts", "options"}, ...], "thresholds":
-    [first tier's, ...]}``. Raises ConfigError naming the file and what is wrong."""
+    [first tier's, ...]}``. ``tiers`` given (``--escalate``) stand in for the section's own,
+    which may then be missing. Raises ConfigError naming the file and what is wrong."""
     section = _load(Path(path)).get("cascade")
-    if not isinstance(section, dict) or not isinstance(section.get("tiers"), list):
+    if not isinstance(section, dict) or (
+        tiers is None and not isinstance(section.get("tiers"), list)
+    ):
         raise ConfigError(
             f'{path} has no "cascade" section with "tiers": write the tiers there '
             '(each {"model", "hosts", "options"}), then their thresholds with '
             "`extract eval --cascade TARGET --write-cascade`"
         )
     try:
-        tiers = [Tier.of(t) for t in section["tiers"]]
-        thresholds = check_thresholds(section.get("thresholds"), len(tiers) + 1)
+        chosen = list(tiers) if tiers is not None else [Tier.of(t) for t in section["tiers"]]
+        thresholds = check_thresholds(section.get("thresholds"), len(chosen) + 1)
     except ConfigError as exc:
         raise ConfigError(f"{path}: {exc}") from None
-    return tiers, thresholds
+    return chosen, thresholds
 
 
 def write_thresholds(path: str | os.PathLike[str], found: CascadeGuarantee) -> None:

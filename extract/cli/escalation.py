@@ -53,16 +53,13 @@ def resolve_cascade(
     --thresholds, else from the config file's cascade section."""
     if config is not None:
         try:
-            kept, kept_thresholds = read_cascade(config)
-            tiers = [parse_tier(s, lambda p: read_examples(Path(p))) for s in specs] or kept
+            given = [parse_tier(s, lambda p: read_examples(Path(p))) for s in specs] or None
+            if given is not None and text is not None:  # the file has nothing left to give
+                return given, _thresholds(text, len(given))
+            tiers, kept_thresholds = read_cascade(config, given)
         except ConfigError as exc:
             raise click.UsageError(str(exc)) from None
         if text is None:
-            if len(kept_thresholds) != len(tiers) + 1:
-                raise click.UsageError(
-                    f"{config} holds {len(kept_thresholds)} thresholds for {len(tiers) + 1} "
-                    "tiers: give --thresholds, or choose them again with `extract eval --cascade`"
-                )
             return tiers, list(kept_thresholds)
         return tiers, _thresholds(text, len(tiers))
     if not specs:

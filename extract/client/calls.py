@@ -26,6 +26,7 @@ from ..core.images import ImageInput
 from ..core.prompt import build_prompt, check_examples
 from ..core.result import AttemptFailed, Extraction, Partial
 from ..core.schema import COMPACT_LEVELS, Schema
+from ..core.sentences import offer_sentences
 from ..core.wire import GIVEN_FIELDS, GenerateRequest, GenerateResult, Think
 from ..errors import BadRequest, ConfigError, DocumentTooLong, OutputError
 from .backends import BackendName, ModelFacts, check_backend, check_request
@@ -291,6 +292,9 @@ class Planner:
         known = self.known
         chosen = choose_format(call.format_mode, call.schema, known.schema_format)
         fmt = self.fallbacks.format_for(call.schema.fingerprint, chosen)
+        if isinstance(fmt, dict) and call.schema.sentences:
+            # The document's own sentences, offered where the schema asks for one of them.
+            fmt = offer_sentences(fmt, call.schema.sentences, call.text)
         if fmt is not None:
             request["format"] = fmt
         if "truncate" not in request and known.refuses_overflow:

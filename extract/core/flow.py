@@ -24,12 +24,12 @@ from ..errors import (
 from .calibration import replace_at
 from .confidence import score_choices
 from .decode import candidates, decode_with_stage
+from .echo import echoed
 from .grounding import Span, values_at
 from .guard import StreamGuard
 from .prompt import build_reask
 from .result import Attempt, Extraction
 from .schema import Schema
-from .schema_render import echoed_placeholder
 from .schema_walk import Parts, json_path
 from .wire import Format, GenerateRequest, GenerateResult, Metrics
 
@@ -213,10 +213,11 @@ class AttemptFlow:
         either; otherwise SchemaMismatch (re-ask).
         """
         value, validated = self._checked(value)
-        echo = echoed_placeholder(value, self.schema.placeholders, self.document or "")
+        echo = echoed(value, self.schema, self.document or "")
         if echo is not None:
             raise PlaceholderEcho(
-                "this repeats the shape's placeholder; write the value taken from the document",
+                "this repeats the words of the shape's placeholder or a description; "
+                "write the value taken from the document",
                 path=echo,
             )
         if not self.schema.grounded or self.document is None:
@@ -232,14 +233,21 @@ class AttemptFlow:
 
     def _checked(self, value: Any) -> tuple[Any, Any]:
         """``value`` (as JSON data, and validated): a grounded string the schema rejects at its
-        own path is nulled, then its key removed, while the schema allows that."""
+        own path is nulled, then its key removed, while the schema allows that. When the
+        schema allows neither, the error raised is the value's own (``'x' does not match
+        ...``), not what removing it led to (``'summary' is a required property``): the re-ask
+        must name what was wrong with the reply."""
+        first: SchemaMismatch | None = None
         for _ in range(MAX_GROUNDED_FIXES):
             try:
                 return value, self.schema.validate(value)
             except SchemaMismatch as exc:
                 where = self._grounded_at(value, exc.path) if self.document is not None else None
                 if where is None:
+                    if first is not None:
+                        raise first from exc
                     raise
+                first = first or exc
                 parent = value if len(where) < 2 else self._at(value, where[:-1])
                 if not where or not isinstance(parent, dict | list):
                     raise

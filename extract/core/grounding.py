@@ -1,7 +1,9 @@
 """Grounded values: strings that must be copied from the document, and where they occur.
 
 A schema marks such a string with the keyword ``"x-grounded": true`` (in Pydantic, a field
-declared with ``extract.grounded(...)`` in place of ``Field(...)``). After a reply validates,
+declared with ``extract.grounded(...)`` in place of ``Field(...)``), or ``"x-grounded":
+"sentence"`` for one whole sentence of the document, which the server's grammar then offers as
+a choice (see ``sentences``). After a reply validates,
 every grounded value is looked up in the document, in this order:
 
 1. **exact**: the value occurs as written;
@@ -30,6 +32,7 @@ from referencing.exceptions import Unresolvable
 from .schema_walk import Parts, SchemaIndex, json_path
 
 KEYWORD = "x-grounded"
+SENTENCE = "sentence"  # the keyword's value for a field that is one of the document's sentences
 MIN_DIGITS = 3
 ANY = "*"  # a path step matching every array item or every extra key
 _SPACE = re.compile(r"\s+")
@@ -71,11 +74,27 @@ def grounded_paths(index: SchemaIndex) -> tuple[Parts, ...]:
     >>> grounded_paths(s._index)
     (('name',), ('tags', '*'))
     """
+    return _marked(index, (True, SENTENCE))
+
+
+def sentence_paths(index: SchemaIndex) -> tuple[Parts, ...]:
+    """Every location of a value marked ``"x-grounded": "sentence"``.
+
+    >>> from extract.core.schema import Schema
+    >>> s = Schema.load({"type": "object", "properties": {"ask": {"type": "string",
+    ...     "x-grounded": "sentence"}, "name": {"type": "string", "x-grounded": True}}})
+    >>> sentence_paths(s._index), grounded_paths(s._index)
+    ((('ask',),), (('ask',), ('name',)))
+    """
+    return _marked(index, (SENTENCE,))
+
+
+def _marked(index: SchemaIndex, marks: tuple[Any, ...]) -> tuple[Parts, ...]:
     found: list[Parts] = []
     # Following every $ref along every path takes exponential time on large schemas
     # (SchemaStore's renovate.json: minutes); most schemas mark nothing, so look first.
     if any(KEYWORD in node for node, _, _ in index.walk(index.root, (), None)):
-        _walk(index, index.root, index.resolver, (), (), found)
+        _walk(index, index.root, index.resolver, (), (), found, marks)
     return tuple(dict.fromkeys(found))
 
 
@@ -86,13 +105,15 @@ def _walk(
     parts: Parts,
     stack: tuple[int, ...],
     found: list[Parts],
+    marks: tuple[Any, ...],
     entered: bool = False,
 ) -> None:
     if not isinstance(node, Mapping) or id(node) in stack:
         return
     stack = (*stack, id(node))
     resolver = resolver if entered else index.enter(node, resolver)
-    if node.get(KEYWORD) is True:
+    mark = node.get(KEYWORD)
+    if any(mark is m if isinstance(m, bool) else mark == m for m in marks):
         found.append(parts)
     if isinstance(node.get("$ref"), str):
         try:
@@ -100,17 +121,17 @@ def _walk(
         except Unresolvable:  # checked in its lexical scope at load; not reachable from here
             target = None
         if target is not None:
-            _walk(index, target, target_resolver, parts, stack, found, entered=True)
+            _walk(index, target, target_resolver, parts, stack, found, marks, entered=True)
     for keyword in ("allOf", "anyOf", "oneOf"):
         for branch in node.get(keyword) or ():
-            _walk(index, branch, resolver, parts, stack, found)
+            _walk(index, branch, resolver, parts, stack, found, marks)
     for name, sub in (node.get("properties") or {}).items():
-        _walk(index, sub, resolver, (*parts, name), stack, found)
+        _walk(index, sub, resolver, (*parts, name), stack, found, marks)
     for keyword in ("additionalProperties", "items"):
         if isinstance(node.get(keyword), Mapping):
-            _walk(index, node[keyword], resolver, (*parts, ANY), stack, found)
+            _walk(index, node[keyword], resolver, (*parts, ANY), stack, found, marks)
     for sub in node.get("prefixItems") or ():
-        _walk(index, sub, resolver, (*parts, ANY), stack, found)
+        _walk(index, sub, resolver, (*parts, ANY), stack, found, marks)
 
 
 def values_at(value: Any, pattern: Parts, here: Parts = ()) -> Iterator[tuple[Parts, Any]]:

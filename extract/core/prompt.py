@@ -25,6 +25,8 @@ from .. import errors
 from .schema import Schema
 
 DEFAULT_INSTRUCTIONS = "Extract the information from the document below."
+# Characters of the schema's own description used as the task when no instructions are given.
+MAX_ABOUT = 300
 MAX_ERROR_CHARS = 500
 # A reply rejected for its length is not shown again: small models copy it, loop and all.
 _TOO_LONG = (errors.RunawayOutput, errors.TruncatedOutput)
@@ -99,6 +101,30 @@ def _shown(text: str) -> str:
     return f"{_DOCUMENT}{neutralise_tags(text)}\n</document>"
 
 
+def default_task(schema: Schema) -> str:
+    """The task sentence when no instructions are given: the default one, naming what the
+    schema says it is about (its ``description``, else its ``title``; the first paragraph).
+
+    Without it the model is told nothing of the task but the shape: on the single-call bench
+    (bench/single_call.py, SmolLM2-135M, 100 tweets, a schema described as "Overall sentiment
+    of a text.") the generic sentence scored 0.82 and this one 0.85, against 0.90 for a plain
+    one-line task prompt.
+
+    >>> default_task(Schema.load({"description": "Overall sentiment.\\n\\nMore.", "enum": [1]}))
+    'Extract the information from the document below: Overall sentiment.'
+    >>> default_task(Schema.load({"enum": [1]})) == DEFAULT_INSTRUCTIONS
+    True
+    """
+    root = schema.json_schema
+    about = root.get("description") or root.get("title")
+    if not isinstance(about, str) or not about.strip():
+        return DEFAULT_INSTRUCTIONS
+    about = " ".join(about.strip().split("\n\n")[0].split())
+    if len(about) > MAX_ABOUT:
+        about = about[: MAX_ABOUT - 1].rstrip() + "…"
+    return f"{DEFAULT_INSTRUCTIONS[:-1]}: {about}"
+
+
 def build_prompt(
     text: str,
     schema: Schema,
@@ -126,7 +152,7 @@ def build_prompt(
             f"unknown rendering style {style!r}; use one of {', '.join(_LEADS)}"
         )
     rendering = schema.render("shape" if style == "shape" else "schema")
-    task = (instructions or DEFAULT_INSTRUCTIONS).strip()
+    task = (instructions or default_task(schema)).strip()
     shown = [f"{task}\n{lead}\n{rendering}"]
     if examples:
         shown.append("Examples:")

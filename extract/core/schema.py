@@ -41,7 +41,7 @@ from referencing.jsonschema import UnknownDialect, specification_with
 
 from ..errors import ConfigError, SchemaError, SchemaMismatch
 from .formats import CHECKED_FORMATS, FORMAT_CHECKER
-from .grounding import Span, ground, grounded_paths
+from .grounding import Span, ground, grounded_paths, sentence_paths
 from .schema_grammar import grammar_form
 from .schema_render import COMPACT_DEPTHS, STYLES, Style, check_labels, placeholders, render
 from .schema_walk import Parts, SchemaIndex, json_path
@@ -223,6 +223,8 @@ class Schema:
         self._renderings: dict[tuple[str, int], str] = {}
         # Where the values to find in the document are (``x-grounded``): see core.grounding.
         self.grounded = grounded_paths(self._index)
+        # Those that are whole sentences of the document, offered as choices (core.sentences).
+        self.sentences = sentence_paths(self._index) if self.grounded else ()
 
     @classmethod
     def load(

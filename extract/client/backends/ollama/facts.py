@@ -10,7 +10,7 @@ import functools
 import re
 from typing import Any
 
-from .. import ModelFacts
+from ..base import ModelFacts
 
 SCHEMA_FORMAT_SINCE = (0, 5, 0)
 # Servers since 0.12.6 take `truncate: false` and refuse an over-long prompt instead of cutting it.

@@ -23,7 +23,7 @@ from ....errors import (
 )
 from ...config import Settings
 from ...urls import redact
-from .. import Delta, ModelFacts
+from ..base import Delta, ModelFacts
 from .chat import continuation_body, continuation_result
 from .direct import JSON_BODY, Direct, encoded, proxied
 from .facts import listed_digest, model_facts
@@ -82,6 +82,7 @@ class _Base:
         # Parsed once: httpx re-parses and re-joins a path against base_url on every request,
         # which costs more than the rest of building the request.
         self._generate_url = httpx.URL(settings.host + "/api/generate")
+        self._version: str | None = None
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(host={self.host!r})"
@@ -131,9 +132,13 @@ class _Base:
         return str(reply.get("version", "")) if isinstance(reply, dict) else ""
 
     def _facts_flow(self, model: str) -> Flow[ModelFacts]:
-        """What an extractor needs to know once: the server's version and the model's show."""
-        version = yield from self._version_flow()
-        return model_facts(version, (yield from self._show_flow(model)))
+        """What an extractor needs to know once: the server's version and the model's show.
+
+        A version that answered is kept, so that a retry after /api/show failed asks only that.
+        """
+        if self._version is None:
+            self._version = yield from self._version_flow()
+        return model_facts(self._version, (yield from self._show_flow(model)))
 
     def _show_flow(self, model: str) -> Flow[dict[str, Any]]:
         request = self._build("POST", "/api/show", {"model": model})

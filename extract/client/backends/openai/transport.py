@@ -18,7 +18,7 @@ from ....core.wire import GenerateRequest, GenerateResult
 from ....errors import BadRequest, ConfigError, ModelNotFound, ServerError
 from ...config import Settings
 from ...urls import redact
-from .. import Delta, ModelFacts
+from ..base import Delta, ModelFacts
 from ..ollama.replies import MAX_ERROR_BODY, LineSplitter, error_for_status
 from ..ollama.transport import _mapped_errors
 from .wire import ChatReader, SchemaStyle, chat_body, model_ids
