@@ -34,8 +34,9 @@ SHOWN_LANGUAGES = {"text", "json", "csv", "toml"}
 _FENCE = re.compile(r"^```(\S*)")
 _MARK = re.compile(r"^<!-- (run|not-run):\s*(.*?)\s*-->$")
 _INSTALL_STEP = re.compile(r"^(python3? -m venv |\. \.venv/bin/activate$|pip install )")
-# Hosts the pages name stand for scripted servers started for the page.
-HOST_NAME = re.compile(r"http://(gpu\d+):11434")
+# Hosts the pages name (port 11434: Ollama; 8000: an OpenAI-compatible server such as vLLM)
+# stand for scripted servers started for the page; the scripted server speaks both APIs.
+HOST_NAME = re.compile(r"http://(gpu\d+):(?:11434|8000)")
 
 
 @dataclasses.dataclass(frozen=True)

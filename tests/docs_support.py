@@ -204,14 +204,26 @@ class Builder:
 
 def reply_for(body: Mapping[str, Any]) -> Reply:
     """A schema-valid reply to one generate request, with log-probabilities on its choices."""
-    schema = body.get("format")
+    schema, prompt = _schema_and_prompt(body)
     if not isinstance(schema, dict):
         return Reply.text("{}")
-    builder = Builder(document_of(str(body.get("prompt", ""))))
+    builder = Builder(document_of(prompt))
     pieces = list(_pieces(builder.build(schema), builder.choices))
     chunks = [text for text, _ in pieces]
     logprobs = [_entry(text, choice) for text, choice in pieces]
     return Reply.text("".join(chunks), chunks=chunks, logprobs=logprobs)
+
+
+def _schema_and_prompt(body: Mapping[str, Any]) -> tuple[Any, str]:
+    """The schema and the prompt of an /api/generate body, or of a /v1/chat/completions body
+    (``response_format`` as ``json_schema``, or ``json_object`` with a ``schema``; the last
+    user message)."""
+    if "messages" not in body:
+        return body.get("format"), str(body.get("prompt", ""))
+    spec = body.get("response_format") or {}
+    schema = (spec.get("json_schema") or {}).get("schema") or spec.get("schema")
+    users = [m for m in body.get("messages") or () if m.get("role") == "user"]
+    return schema, str(users[-1].get("content", "")) if users else ""
 
 
 def _entry(token: str, choice: Choice | None) -> list[dict[str, Any]]:

@@ -35,7 +35,7 @@ from docs_support import reply_for
 from extract.server import ScriptedEngine, serve
 
 # The models the pages name; the scripted server serves them all.
-MODELS = ("llama3.2", "qwen2.5", "smollm2:135m")
+MODELS = ("llama3.2", "qwen2.5", "smollm2:135m", "Qwen/Qwen2.5-7B-Instruct")
 
 # (page, first line of the block): the examples that are never executed, and why in the page.
 NOT_RUN = {
