@@ -142,7 +142,7 @@ def test_bundled_choice_schemas_define_their_labels() -> None:
 def test_placeholders_are_those_of_the_shape() -> None:
     schema = Schema.load("ticket")
     assert schema.placeholders == frozenset(
-        {"<the sentence that states the request, copied from the ticket>"}
+        {"<the ticket's own sentence that states the request>"}
     )
     assert Schema.load({"type": "object"}).placeholders == frozenset({"<object>"})
     invoice = Schema.load("invoice")
