@@ -7,12 +7,10 @@ negative) are labelled one at a time by SmolLM2-135M (the llama.cpp engine behin
 ``extract.server``), each tweet by every configuration in turn, so the configurations share
 the machine's load:
 
-- extract default: ``Extractor().extract(text, SCHEMA, rendering="schema")``, as ``extract
-  one`` calls it for a schema of choices alone: the plain schema in the prompt, the default
-  instructions, the calibrated choice (the ``N/A`` prior, one request per extractor), the
-  server's default temperature;
-- extract, generic task: the output's shape (the library's default rendering) with
-  ``instructions=DEFAULT_INSTRUCTIONS``, the task
+- extract default: ``Extractor().extract(text, SCHEMA)`` with nothing set, as ``extract one``
+  calls it: the shape prompt, the default instructions, the calibrated choice (the ``N/A``
+  prior, one request per extractor), the server's default temperature;
+- extract, generic task: the default with ``instructions=DEFAULT_INSTRUCTIONS``, the task
   sentence that does not say what the schema is about (``extract one``'s prompt until the
   default task named the schema's description, ``core.prompt.default_task``);
 - extract, no calibration: the default with ``calibrate=False``;
@@ -58,10 +56,9 @@ SCHEMA: dict[str, Any] = {
     "additionalProperties": False,
 }
 PEER_OPTIONS = {"temperature": 0, "num_predict": 1024}
-DEFAULT = "extract one's default (the plain schema for choices alone)"
+DEFAULT = "extract default (as `extract one`)"
 SHAPE_ONLY = "extract, generic task sentence (instructions=DEFAULT_INSTRUCTIONS)"
 GREEDY = "extract, calibrate=False"
-SHAPE = "extract, the output's shape (the library's default rendering)"
 PEER = "peer: ollama.generate, one-line prompt, format=schema, temperature 0"
 RESAMPLES = 10_000
 VALIDATOR = jsonschema.Draft202012Validator(SCHEMA)
@@ -104,13 +101,7 @@ def _extract_answer(ex: Extractor, text: str, **options: Any) -> str | None:
 
 def run(url: str, items: Sequence[corpus.Item], out: Path) -> list[Outcomes]:
     """Every configuration on every tweet, interleaved tweet by tweet."""
-    answers: dict[str, list[str | None]] = {
-        DEFAULT: [],
-        SHAPE: [],
-        SHAPE_ONLY: [],
-        GREEDY: [],
-        PEER: [],
-    }
+    answers: dict[str, list[str | None]] = {DEFAULT: [], SHAPE_ONLY: [], GREEDY: [], PEER: []}
     seconds = dict.fromkeys(answers, 0.0)
     with Extractor(DEFAULT_LOCAL_MODEL, host=url) as ex, ollama.Client(host=url) as client:
 
@@ -128,10 +119,8 @@ def run(url: str, items: Sequence[corpus.Item], out: Path) -> list[Outcomes]:
             return value["sentiment"] if VALIDATOR.is_valid(value) else None
 
         ways: dict[str, Callable[[str], str | None]] = {
-            # `extract one` shows a schema of choices alone as the plain schema (cli/one.py).
-            DEFAULT: lambda t: _extract_answer(ex, t, rendering="schema"),
+            DEFAULT: lambda t: _extract_answer(ex, t),
             SHAPE_ONLY: lambda t: _extract_answer(ex, t, instructions=DEFAULT_INSTRUCTIONS),
-            SHAPE: lambda t: _extract_answer(ex, t),
             GREEDY: lambda t: _extract_answer(ex, t, calibrate=False),
             PEER: peer,
         }

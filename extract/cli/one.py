@@ -16,9 +16,7 @@ from ..batch.priors import StoredPriors
 from ..client.backends import BackendName
 from ..client.calls import CallOptions
 from ..client.extractor import Extractor
-from ..core.decide import layout
 from ..core.result import AttemptFailed, Extraction, Partial
-from ..core.schema import Schema
 from ..core.schema_walk import Parts
 from .common import cache_options, call_options, local_server, model_options
 
@@ -65,17 +63,10 @@ def one(
 
     Enum and boolean fields are calibrated against the model's lean on an empty document
     (--no-calibrate: not); that lean is measured once per model, prompt and schema and kept
-    in the cache (--no-cache: measured in each run). A schema of choices alone is shown to
-    the model as the plain JSON Schema rather than the output's shape.
+    in the cache (--no-cache: measured in each run).
     """
     if text == "-":
         text = sys.stdin.read()
-    if "rendering" not in call and layout(Schema.load(schema)) is not None:
-        # A schema of choices alone: shown as the plain schema, not the output's shape. The
-        # shape lists the options in a line the small models lean on (the first one wins):
-        # on the single-call bench (bench/single_call.py, SmolLM2, 100 tweets) the shape gave
-        # 0.85 and the schema 0.93, against 0.90 for a plain call with format=schema.
-        call = {**call, "rendering": "schema"}
     with local_server(local, hosts, model) as (urls, chosen):
         if len(urls) > 1:
             raise click.UsageError("`extract one` talks to one host")
