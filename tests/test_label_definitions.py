@@ -141,9 +141,7 @@ def test_bundled_choice_schemas_define_their_labels() -> None:
 
 def test_placeholders_are_those_of_the_shape() -> None:
     schema = Schema.load("ticket")
-    assert schema.placeholders == frozenset(
-        {"<the ticket's own sentence that states the request>"}
-    )
+    assert schema.placeholders == frozenset({"<the ticket's own sentence that states the request>"})
     assert Schema.load({"type": "object"}).placeholders == frozenset({"<object>"})
     invoice = Schema.load("invoice")
     assert {"<issue date, YYYY-MM-DD>", "<total tax, number>"} <= invoice.placeholders
