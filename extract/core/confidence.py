@@ -177,19 +177,33 @@ def _walk(
             continue  # not where the options part
         if not entry.top:
             return None
-        mass = _mass(entry, fits, live)
-        floor = math.exp(min(t.logprob for t in entry.top))
-        for option in live - kept:
-            mass[option] = mass.get(option) or floor
-        total = sum(mass.get(o, 0.0) for o in live)
-        for option in live - kept:
-            final[option] = path + math.log(mass[option] / total)
-        path += math.log(sum(mass.get(o, 0.0) for o in kept) / total)
+        path = part(_mass(entry, fits, live), entry, live, kept, final, path)
         live = kept
     if live != {chosen}:
         return None
     final[chosen] = path
     return tuple(final[i] for i in range(len(options)))
+
+
+def part(
+    mass: dict[int, float],
+    entry: TokenLogprob,
+    live: frozenset[int],
+    kept: frozenset[int],
+    final: dict[int, float],
+    path: float,
+) -> float:
+    """Split the probability at a token where the options part: each option left behind
+    (``live - kept``) gets its final log-probability in ``final``, from its share of ``mass``
+    (an option missing from the top alternatives gets the least listed one's, not zero); the
+    log-probability of going on with ``kept`` is returned."""
+    floor = math.exp(min(t.logprob for t in entry.top))
+    for option in live - kept:
+        mass[option] = mass.get(option) or floor
+    total = sum(mass.get(o, 0.0) for o in live)
+    for option in live - kept:
+        final[option] = path + math.log(mass[option] / total)
+    return path + math.log(sum(mass.get(o, 0.0) for o in kept) / total)
 
 
 def _mass(entry: TokenLogprob, fits: _Fits, live: frozenset[int]) -> dict[int, float]:

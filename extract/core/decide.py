@@ -43,7 +43,7 @@ from collections.abc import Generator, Mapping
 from typing import Any
 
 from .choices import node_at, option_key, options_at
-from .confidence import ChoiceScores, _consistent
+from .confidence import ChoiceScores, _consistent, part
 from .schema import Schema
 from .schema_walk import Parts, json_path
 from .wire import GenerateRequest, TokenLogprob
@@ -183,13 +183,7 @@ def _field(
             if group and group != live:
                 for option in group:
                     mass[option] = mass.get(option, 0.0) + math.exp(logprob) / len(group)
-        floor = math.exp(min(t.logprob for t in entry.top))
-        for option in live - kept:
-            mass[option] = mass.get(option) or floor
-        total = sum(mass.get(o, 0.0) for o in live)
-        for option in live - kept:
-            final[option] = path + math.log(mass[option] / total)
-        path += math.log(sum(mass.get(o, 0.0) for o in kept) / total)
+        path = part(mass, entry, live, kept, final, path)
         live = kept
         if len(live) > 1:
             done = _candidate(done, pick)
